@@ -1,0 +1,27 @@
+"""Step 06: position embeddings.
+
+Attention treats its input as a set, so nothing yet tells the model where a
+token stands. GPT-2 learns one vector per position (0..n_positions-1) and
+adds it to the token's embedding.
+
+Tasks:
+  1. Create the position embedding table `self.wpe`.
+  2. Look the position ids up in it.
+
+Check your work: pixi run s06
+"""
+
+from max.experimental.tensor import Tensor
+from max.nn.module_v3 import Embedding, Module
+
+from solutions.solution_01 import GPT2Config
+
+
+class GPT2PositionEmbeddings(Module):
+    """Learned absolute position embeddings, named as HF's `wpe`."""
+
+    def __init__(self, config: GPT2Config):
+        self.wpe = Embedding(config.n_positions, dim=config.n_embd)
+
+    def __call__(self, position_ids: Tensor) -> Tensor:
+        return self.wpe(position_ids)  # [T] -> [T, n_embd]

@@ -1,0 +1,108 @@
+"""The course's own guarantees (rustlings' `dev check`): run with `pixi run test`.
+
+Every stub leaves work (TODO markers) and fails its checks as committed;
+a stub differs from its solution only inside its TODO blocks; chapters,
+tasks and pins agree with the files they describe.
+"""
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from tutorial import todos
+from tutorial.course import ROOT, TITLES, built, chapter_path, solution_path, stub_path
+
+STEPS = built()
+CALLOUT = re.compile(r"^(\d+)\. \*\*(.+?)\*\* \(Lines? (\d+)(?:-(\d+))?\)", re.M)
+INCLUDE = re.compile(r"\{\{#include\s+([^}:\s]+)(?::[^}]*)?\}\}")
+
+
+def stub_tasks(text: str) -> list[int]:
+    """Task numbers listed under "Tasks:" in the stub's docstring."""
+    doc = text.split('"""')[1]
+    return [int(n) for n in re.findall(r"^\s+(\d+)\.", doc.split("Tasks:")[1], re.M)]
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_stub_has_numbered_todos_matching_its_tasks(n):
+    stub = stub_path(n).read_text()
+    found = sorted(todos.blocks(stub))
+    assert found, f"steps/step_{n:02d}.py has no '# TODO N:' marker"
+    assert found == stub_tasks(stub), f"step {n:02d}: TODOs {found} but the docstring lists tasks {stub_tasks(stub)}"
+    assert "TODO" not in solution_path(n).read_text(), f"solutions/solution_{n:02d}.py still has a TODO"
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_stub_differs_from_solution_only_in_todo_blocks(n):
+    problems = todos.outside_blocks(stub_path(n).read_text(), solution_path(n).read_text())
+    assert not problems, f"step {n:02d} differs from its solution outside TODO blocks: {problems[0]}"
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_chapter_callouts_point_at_their_todos(n):
+    chapter = chapter_path(n).read_text()
+    blocks = todos.blocks(stub_path(n).read_text())
+    callouts = CALLOUT.findall(chapter)
+    assert [int(c[0]) for c in callouts] == sorted(blocks), f"step_{n:02d}.md lists tasks {[c[0] for c in callouts]}, the stub has TODOs {sorted(blocks)}"
+    for task, title, first, last in callouts:
+        want = blocks[int(task)]
+        got = (int(first), int(last or first))
+        assert got == want, f"step_{n:02d}.md task {task} ({title}) says lines {got}, TODO {task} is at lines {want}"
+
+
+def test_every_include_resolves():
+    for chapter in sorted((ROOT / "book" / "src").glob("*.md")):
+        for target in INCLUDE.findall(chapter.read_text()):
+            assert (chapter.parent / target).resolve().exists(), f"{chapter.name} includes missing {target}"
+
+
+def test_summary_plans_every_chapter():
+    summary = (ROOT / "book" / "src" / "SUMMARY.md").read_text()
+    for n, title in TITLES.items():
+        assert f"(./step_{n:02d}.md)" in summary, f"SUMMARY.md has no chapter for step {n:02d} ({title})"
+
+
+def pins(text_lines) -> dict[str, str]:
+    return dict(re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line).groups() for line in text_lines if "==" in line)
+
+
+def test_pixi_and_pip_pin_the_same_versions():
+    pixi = tomllib.loads((ROOT / "pixi.toml").read_text())
+    ours = {name: (spec if isinstance(spec, str) else spec["version"]).removeprefix("==")
+            for name, spec in pixi["pypi-dependencies"].items()}
+    theirs = pins(l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines())
+    assert ours == theirs, f"pixi.toml and requirements.txt disagree: {set(ours.items()) ^ set(theirs.items())}"
+    assert pixi["dependencies"]["python"] == "3.11.*"
+    assert "python3.11" in (ROOT / ".ci" / "run").read_text(), ".ci/run must build its venv with Python 3.11, as pixi does"
+
+
+def test_every_task_names_files_that_exist_and_every_step_has_one():
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    for name, cmd in tasks.items():
+        cmd = cmd if isinstance(cmd, str) else cmd["cmd"]
+        for path in re.findall(r"(?:tests|steps|solutions|book)/[\w./-]*\w", cmd):
+            assert (ROOT / path).exists(), f"pixi task {name} names {path}, which does not exist"
+        if module := re.search(r"python -m (tutorial[\w.]*)", cmd):
+            assert (ROOT / (module[1].replace(".", "/") + ".py")).exists() or (ROOT / module[1] / "__main__.py").exists()
+    for n in STEPS:
+        assert tasks.get(f"s{n:02d}") == f"python -m pytest tests/test_step_{n:02d}.py", f"no pixi task s{n:02d}"
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
+    """The stub as committed (not as a learner may have edited it) must fail."""
+    shown = subprocess.run(["git", "show", f"HEAD:steps/step_{n:02d}.py"], cwd=ROOT, capture_output=True, text=True)
+    assert shown.returncode == 0, f"git cannot show the committed stub: {shown.stderr.strip()}"
+    (tmp_path / f"step_{n:02d}.py").write_text(shown.stdout)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, f"the stub of step {n:02d} exited {run.returncode}, expected 1 (checks failing):\n{out[-2000:]}"
+    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
+    assert failures, f"step {n:02d}: no one-line failure report:\n{out[-2000:]}"
+    assert "Traceback" not in out, f"step {n:02d}: a traceback reached the learner:\n{out[-2000:]}"

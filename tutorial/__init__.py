@@ -1,0 +1,1 @@
+"""Tooling behind the exercises: choosing what to check, the HF reference, readable checks."""

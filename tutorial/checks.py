@@ -1,0 +1,132 @@
+"""What a test file uses: run learner code, compare with HF, fail in one line.
+
+A test is a short list of behaviours. Each builds the learner's module,
+loads the reference weights, runs it, and compares with `close`. Every
+failure is a `CheckFailure` whose message is the whole report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tutorial.explain import StepError, describe
+
+
+class CheckFailure(AssertionError):
+    """A check that did not pass; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: atol={self.atol:g}, rtol={self.rtol:g}"
+
+
+# fp32 on the CPU matches torch to ~1e-5 through all 12 blocks; GPU kernels
+# reorder sums (logits within ~4e-3 of torch on an H100), so they get more room.
+TOLERANCES = {
+    "cpu": Tolerance(atol=1e-4, rtol=1e-4, name="CPU fp32"),
+    "gpu": Tolerance(atol=2e-2, rtol=2e-2, name="GPU fp32"),
+}
+# Set once by the test session (tests/conftest.py): --device, and the file under check.
+DEVICE = "cpu"
+LEARNER_FILE = None
+
+
+def tolerance() -> Tolerance:
+    return TOLERANCES[DEVICE]
+
+
+def device():
+    from max.driver import CPU, Accelerator
+
+    return Accelerator() if DEVICE == "gpu" else CPU()
+
+
+def tensor(array: np.ndarray):
+    """numpy -> MAX Tensor on the checked device, through the driver (no graph compile)."""
+    from max import driver
+    from max.experimental.tensor import Tensor
+
+    array = np.ascontiguousarray(array)
+    if DEVICE == "cpu":
+        return Tensor.from_dlpack(array)
+    return Tensor(storage=driver.Tensor.from_numpy(array).to(device()))
+
+
+def numpy(value, what: str) -> np.ndarray:
+    """A learner's result as numpy; None or a non-tensor fails with what it was."""
+    from max.driver import CPU
+    from max.experimental.tensor import Tensor
+
+    if value is None:
+        raise CheckFailure(f"{what} returned None: a TODO still needs its code")
+    if not isinstance(value, Tensor):
+        raise CheckFailure(f"{what} returned {type(value).__name__}, expected a max Tensor")
+    try:
+        value._sync_realize()
+        return value.storage.to(CPU()).to_numpy()
+    except Exception as error:  # MAX compiles and runs the graph only here
+        raise CheckFailure(f"{what}: {describe(error)}") from error
+
+
+def call(fn, *args, what: str):
+    """Call learner code; an exception becomes one line naming the file and line."""
+    try:
+        return fn(*args)
+    except (CheckFailure, StepError):
+        raise
+    except Exception as error:
+        from tutorial.explain import explain
+
+        raise CheckFailure(f"{what}: {explain(error, LEARNER_FILE)}") from error
+
+
+def run(fn, *inputs: np.ndarray, what: str) -> np.ndarray:
+    """fn(*inputs as MAX tensors) as numpy."""
+    return numpy(call(fn, *(tensor(a) for a in inputs), what=what), what)
+
+
+def shape_is(got: np.ndarray, want: tuple[int, ...], what: str, hint: str = "") -> None:
+    if tuple(got.shape) != tuple(want):
+        raise CheckFailure(f"{what}: shape {list(got.shape)}, expected {list(want)}" + (f". {hint}" if hint else ""))
+
+
+def close(got: np.ndarray, want: np.ndarray, what: str, hint: str = "", axes: tuple[str, ...] = ()) -> None:
+    """Values within the session's tolerance, or a line with max |Δ| and where it is."""
+    shape_is(got, want.shape, what, hint)
+    tol = tolerance()
+    bad = ~np.isclose(got, want, atol=tol.atol, rtol=tol.rtol) | (np.isnan(got) != np.isnan(want))
+    if not bad.any():
+        return
+    delta = np.where(np.isnan(got) | np.isnan(want), np.inf, np.abs(got - want))
+    at = np.unravel_index(np.argmax(np.where(bad, delta, -1)), got.shape)
+    place = ", ".join(f"{n} {i}" for n, i in zip(axes, at)) if axes else str(list(map(int, at)))
+    raise CheckFailure(
+        f"{what} differs from HF: max |Δ| {delta[at]:.3g} at {place} "
+        f"(got {got[at]:.5g}, expected {want[at]:.5g}; {tol})" + (f". {hint}" if hint else "")
+    )
+
+
+def todo(n: int) -> str:
+    """Where TODO n is in the file under check, for a failure message."""
+    from tutorial.explain import shown, todo_line
+
+    line = todo_line(LEARNER_FILE, n) if LEARNER_FILE else None
+    return f"TODO {n}" + (f", {shown(LEARNER_FILE)}:{line}" if line else "")
+
+
+def load(module, state: dict[str, np.ndarray], what: str) -> None:
+    """Load reference weights (already in MAX layout); a mismatch names the key and both shapes."""
+    from solutions.solution_11 import WeightError, load_weights
+
+    try:
+        load_weights(module, state)
+    except WeightError as error:
+        raise CheckFailure(f"{what}: {error}") from error

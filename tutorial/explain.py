@@ -1,0 +1,106 @@
+"""One line for each way a learner's code can fail, instead of a traceback."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from pathlib import Path
+
+from tutorial.course import ROOT
+from tutorial.todos import block_at
+
+
+class StepError(Exception):
+    """A learner-facing failure; its message is the whole report."""
+
+
+# Known mistakes in imports, with the fix a reviewer would suggest.
+IMPORT_FIXES = {
+    "max.nn.module_v2": "the module API of MAX 25.7 lives in max.nn.module_v3",
+    "max.nn.module": "the module API of MAX 25.7 lives in max.nn.module_v3",
+    "max.tensor": "Tensor lives in max.experimental.tensor",
+    "max.functional": "the functional ops live in max.experimental.functional (import it as F)",
+    "torch": "the steps use MAX, not torch: see the chapter's API list",
+}
+
+MAX_GRAPH_FAILURE = "Failed to compile and execute graph"
+
+
+def shown(path: str | Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def todo_line(path: Path, todo: int) -> int | None:
+    """The line of `# TODO <todo>:` in the file, if it is still there."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    for i, text in enumerate(lines, 1):
+        if re.match(rf"\s*#\s*TODO\s*{todo}\b", text):
+            return i
+    return None
+
+
+def where(error: BaseException, inside: Path) -> tuple[Path, int] | None:
+    """The deepest traceback frame in a file under `inside` (a step directory)."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return Path(error.filename), error.lineno or 0
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if Path(frame.filename).resolve().is_relative_to(inside):
+            found = Path(frame.filename), frame.lineno or 0
+    return found
+
+
+def explain(error: BaseException, path: Path, inside: Path | None = None) -> str:
+    """One line: where (file:line, TODO) and what, with the fix when it is a known one."""
+    place = where(error, (inside or Path(path).parent).resolve())
+    prefix = ""
+    if place:
+        file, line = place
+        todo = block_at(file, line)
+        prefix = f"{shown(file)}:{line}" + (f" (TODO {todo})" if todo else "") + ": "
+    if isinstance(error, NameError) and (todo := todo_naming(place[0] if place else path, error.name)):
+        return prefix + f"name '{error.name}' is not defined: TODO {todo[0]} (line {todo[1]}) brings it in"
+    return prefix + describe(error)
+
+
+def todo_naming(path: Path, name: str | None) -> tuple[int, int] | None:
+    """(TODO number, line) of the first TODO comment that mentions `name`."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return None
+    for i, text in enumerate(lines, 1):
+        if name and (found := re.match(r"\s*#\s*TODO\s*(\d+)", text)) and re.search(rf"\b{name}\b", text):
+            return int(found[1]), i
+    return None
+
+
+def describe(error: BaseException) -> str:
+    name = type(error).__name__
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, SyntaxError):
+        return f"syntax error: {error.msg}"
+    if isinstance(error, ModuleNotFoundError):
+        fix = next((f for mod, f in IMPORT_FIXES.items() if (error.name or "").startswith(mod)), None)
+        return f"no module named '{error.name}'" + (f": {fix}" if fix else "")
+    if isinstance(error, ImportError):
+        fix = " Embedding, Linear, Module and Sequential come from max.nn.module_v3" if "max.nn" in text else ""
+        return f"import failed: {text}.{fix}"
+    if isinstance(error, NameError):
+        return f"{text}: is it imported or defined? (a TODO may be unfinished)"
+    if isinstance(error, SystemExit):
+        return f"the code called sys.exit({error.code!r})"
+    if isinstance(error, RecursionError):
+        return "infinite recursion: does a method call itself (e.g. self(x) inside __call__)?"
+    if MAX_GRAPH_FAILURE in text or MAX_GRAPH_FAILURE in str(error.__cause__ or ""):
+        return (
+            "MAX failed to run the graph. This almost always means an index outside its table "
+            "(a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
+        )
+    if isinstance(error, TypeError) and "NoneType" in text:
+        return f"{name}: {text}: a TODO still returns or holds None"
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,151 @@
+"""The HuggingFace GPT-2 every check compares against.
+
+Pretrained `openai-community/gpt2` when it is in the local HF cache;
+otherwise a seeded random-init `transformers.GPT2LMHeadModel` of the same
+config, with LayerNorm and bias values perturbed so that no parameter is
+trivially ones or zeros. The network is never touched.
+
+torch and transformers take seconds to import and the model seconds to
+build, so both are paid once: the random weights go to a safetensors file,
+and every HF output a check asks for is stored under a key made of the
+reference, the library versions, the inputs and the code that computed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from dataclasses import fields
+from functools import cache, cached_property
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from solutions.solution_01 import GPT2Config
+
+PRETRAINED = "openai-community/gpt2"
+SEED = 0
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt2-max-tutorial"
+
+
+def pretrained_file() -> Path | None:
+    """model.safetensors of pretrained GPT-2, if the local HF cache has it (no network)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(PRETRAINED, "model.safetensors")
+    return Path(found) if isinstance(found, str) else None
+
+
+class Reference:
+    def __init__(self, config: GPT2Config | None = None, seed: int = SEED):
+        self.config = config or GPT2Config()
+        self.seed = seed
+        self.file = pretrained_file() if config is None else None
+        if self.file:
+            self.name = f"pretrained {PRETRAINED} (local HF cache)"
+            self.id = "pretrained-" + hashlib.sha256(str(self.file).encode()).hexdigest()[:12]
+        else:
+            self.name = f"random-init GPT-2, seed {seed} (pretrained GPT-2 is not in the local HF cache)"
+            shape = "-".join(f"{getattr(self.config, f.name)}" for f in fields(self.config))
+            self.id = f"random-{seed}-{shape}"
+            self.file = CACHE / self.id / "model.safetensors"
+        self.versions = f"transformers={version('transformers')} torch={version('torch')}"
+
+    # -- weights, as numpy arrays under GPT2LMHeadModel's names ------------------
+    @cached_property
+    def _tensors(self):
+        if not self.file.exists():
+            self._save_random_weights()
+        from safetensors import safe_open
+
+        return safe_open(str(self.file), framework="np")
+
+    def weight(self, key: str) -> np.ndarray:
+        """One HF tensor, e.g. "transformer.h.0.attn.c_attn.weight" (Conv1D layout)."""
+        if key == "lm_head.weight":
+            key = "transformer.wte.weight"  # tied to wte: stored once
+        stored = key if self.id.startswith("random") else key.removeprefix("transformer.")
+        return self._tensors.get_tensor(stored)
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        """Every HF tensor under `prefix`, with the prefix removed (mask buffers excluded)."""
+        keys = self._tensors.keys()
+        if not self.id.startswith("random"):
+            keys = ["transformer." + k for k in keys]
+        return {
+            k.removeprefix(prefix): self.weight(k)
+            for k in keys
+            if k.startswith(prefix) and not k.endswith((".attn.bias", ".attn.masked_bias"))
+        }
+
+    # -- HF outputs, computed once per inputs and stored ---------------------------
+    def compute(self, fn, *inputs: np.ndarray) -> np.ndarray:
+        """fn(hf_model, *torch_inputs) -> torch tensor, cached as numpy on disk."""
+        digest = hashlib.sha256(
+            json.dumps([self.id, self.versions, inspect.getsource(fn)]).encode()
+            + b"".join(np.ascontiguousarray(a).tobytes() + str(a.dtype).encode() for a in inputs)
+        ).hexdigest()[:24]
+        path = CACHE / self.id / "outputs" / f"{digest}.npy"
+        if path.exists():
+            return np.load(path)
+        import torch
+
+        with torch.no_grad():
+            out = fn(self.hf, *(torch.from_numpy(np.asarray(a)) for a in inputs))
+        result = out.detach().float().numpy()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, result)
+        tmp.replace(path)
+        return result
+
+    @cached_property
+    def hf(self):
+        """The transformers model itself (imports torch: seconds)."""
+        import torch
+        import transformers
+
+        if not self.id.startswith("random"):
+            return transformers.GPT2LMHeadModel.from_pretrained(PRETRAINED, local_files_only=True).eval()
+        model = transformers.GPT2LMHeadModel(self.hf_config()).eval()
+        state = {k: torch.from_numpy(self.weight(k)) for k in self._tensors.keys()}
+        model.load_state_dict(state, strict=False)  # strict=False: mask buffers are not stored
+        return model
+
+    def hf_config(self):
+        import transformers
+
+        c = self.config
+        return transformers.GPT2Config(
+            vocab_size=c.vocab_size, n_positions=c.n_positions, n_embd=c.n_embd, n_layer=c.n_layer,
+            n_head=c.n_head, n_inner=c.n_inner, layer_norm_epsilon=c.layer_norm_epsilon,
+        )
+
+    def _save_random_weights(self) -> None:
+        import torch
+        import transformers
+        from safetensors.numpy import save_file
+
+        torch.manual_seed(self.seed)
+        model = transformers.GPT2LMHeadModel(self.hf_config())
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if ".ln_" in name or name.startswith("transformer.ln_f"):
+                    p.add_(torch.randn_like(p) * 0.1)  # LayerNorm away from ones/zeros
+                elif name.endswith(".bias"):
+                    p.add_(torch.randn_like(p) * 0.02)  # HF initialises biases to zero
+        state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()
+                 if not k.endswith((".attn.bias", ".attn.masked_bias")) and k != "lm_head.weight"}
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
+        save_file(state, str(tmp))
+        tmp.replace(self.file)
+
+
+@cache
+def reference(config: GPT2Config | None = None) -> Reference:
+    return Reference(config)
