@@ -34,7 +34,7 @@ TOLERANCES = {
     "cpu": Tolerance(atol=1e-4, rtol=1e-4, name="CPU fp32"),
     "gpu": Tolerance(atol=2e-2, rtol=2e-2, name="GPU fp32"),
 }
-# Set once by the test session (tests/conftest.py): --device, and the file under check.
+# Set once by the test session (tutorial/pytest_plugin.py): --device, and the file under check.
 DEVICE = "cpu"
 LEARNER_FILE = None
 
@@ -130,3 +130,18 @@ def load(module, state: dict[str, np.ndarray], what: str) -> None:
         load_weights(module, state)
     except WeightError as error:
         raise CheckFailure(f"{what}: {error}") from error
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """A mistake learners make, applied to the solution: `check` must fail and say `says`.
+
+    tests/test_mutations.py applies every test file's MUTATIONS to a copy of
+    the solution and runs only `check` on it.
+    """
+
+    name: str
+    old: str  # text in the solution, exactly once
+    new: str
+    check: str  # the test function that must catch it
+    says: str  # a piece of its one-line message

@@ -1,4 +1,4 @@
-"""The check harness every tests/test_step_NN.py shares.
+"""The check harness every tests/test_step_NN.py shares (loaded by pytest.ini: -p).
 
 Options (see README):
   --use steps|solutions|DIR   what to check: your steps/ (default), the reference
