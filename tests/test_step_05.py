@@ -19,7 +19,8 @@ def test_wte_is_a_module_v3_embedding(step, config):
 
     wte = getattr(call(step.GPT2Embeddings, config, what="GPT2Embeddings(config)"), "wte", None)
     if not isinstance(wte, Embedding):
-        raise CheckFailure(f"self.wte is {type(wte).__module__}.{type(wte).__name__}, expected max.nn.module_v3.Embedding ({todo(2)})")
+        what = "not set" if wte is None else f"a {type(wte).__module__}.{type(wte).__name__}"
+        raise CheckFailure(f"self.wte is {what}, expected max.nn.module_v3.Embedding ({todo(2)})")
     shape = [int(d) for d in wte.weight.shape]
     if shape != [config.vocab_size, config.n_embd]:
         raise CheckFailure(f"self.wte has shape {shape}, expected [vocab_size, n_embd] = [{config.vocab_size}, {config.n_embd}] ({todo(2)})")

@@ -96,6 +96,11 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         if isinstance(error, (CheckFailure, StepError)):
             report.one_line = str(error)
+        elif limit := re.search(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(error)):
+            report.one_line = (
+                f"timed out after {float(limit[1]):g} s. That is not a wrong answer: look for an endless "
+                "loop or very slow code; a first run on a cold MAX cache can also take minutes, so run it again"
+            )
         elif checks.LEARNER_FILE is not None:
             report.one_line = explain(error, checks.LEARNER_FILE)
         else:

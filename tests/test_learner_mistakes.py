@@ -1,0 +1,49 @@
+"""Whatever a learner's file does wrong, the check says so in one line, names the place, and exits 1.
+
+Each case edits the step-05 solution the way a learner might, runs the
+step's checks on it as `--use DIR`, and asserts the one-line report. The
+file itself must come out of the run unchanged.
+"""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from tutorial.course import ROOT, solution_path
+
+GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
+CASES = {
+    "syntax error": (GOOD, "return self.wte(input_ids", "step_05.py:27: syntax error: '(' was never closed"),
+    "module_v2 import": ("from max.nn.module_v3 import", "from max.nn.module_v2 import", "no module named 'max.nn.module_v2': the module API of MAX 25.7 lives in max.nn.module_v3"),
+    "max.nn import": ("from max.nn.module_v3 import", "from max.nn import", "Embedding, Linear, Module and Sequential come from max.nn.module_v3"),
+    "forward returns None": (GOOD, "self.wte(input_ids)", "GPT2Embeddings(ids) returned None: a TODO still needs its code"),
+    "todo left as pass": ("self.wte = Embedding(config.vocab_size, dim=config.n_embd)", "pass", "self.wte is not set, expected max.nn.module_v3.Embedding"),
+    "wrong shape": (GOOD, "return self.wte(input_ids)[0]", "shape [4, 768], expected [2, 4, 768]"),
+    "wrong values": (GOOD, "return self.wte(input_ids) * 2", "token embeddings differs from HF: max |Δ|"),
+    "index out of range": (GOOD, "return self.wte(input_ids + 60000)", "an index outside its table"),
+    "exception in learner code": (GOOD, "return self.wte(input_ids).reshape([3, 3])", "step_05.py:27: ValueError"),
+    "endless loop": (GOOD, "while True:\n            pass", "timed out after 5 s. That is not a wrong answer"),
+    "sys.exit at import": ("class GPT2Embeddings", "import sys\nsys.exit(3)\n\n\nclass GPT2Embeddings", "the code called sys.exit(3)"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_mistake_is_reported_in_one_line(case, tmp_path):
+    old, new, says = CASES[case]
+    text = solution_path(5).read_text()
+    assert text.count(old) == 1, f"{old!r} must occur once in solution_05.py"
+    learner = tmp_path / "step_05.py"
+    learner.write_text(text.replace(old, new))
+    before = hashlib.sha256(learner.read_bytes()).hexdigest()
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_step_05.py", "--use", str(tmp_path), "--timeout", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    out = run.stdout + run.stderr
+    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
+    assert run.returncode == 1, f"{case}: exit {run.returncode}, expected 1:\n{out[-1500:]}"
+    assert failures and any(says in line for line in failures), f"{case}: expected {says!r} in:\n{out[-1500:]}"
+    assert "Traceback" not in out, f"{case}: a traceback reached the learner:\n{out[-1500:]}"
+    assert hashlib.sha256(learner.read_bytes()).hexdigest() == before, f"{case}: the check modified the learner's file"
