@@ -1,0 +1,315 @@
+"""Draw the book's figures as SVG into book/src/images/ (`pixi run figures`).
+
+The figures are checked in, so the book builds without MAX or torch; rerun
+this after changing what a figure shows. The two data figures come from real
+tensors:
+
+- causal_mask_8.svg, causal_mask_cached.svg: what solutions/solution_02.py's
+  `causal_mask` returns (MAX, on the CPU), for 8 tokens, and for 4 new
+  tokens after 4 cached ones (`num_tokens=4`, as the KV cache of step 13 uses it).
+- attention_weights.svg: softmax attention weights of the HF GPT-2 the checks
+  compare against (tutorial/reference.py): pretrained when it is in the local
+  HF cache, else the seeded random-init model. The figure's heading says which.
+
+architecture.svg is drawn, not computed: GPT-2 with the module names the code
+uses. No plotting library: the SVG is written directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from html import escape
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "book" / "src" / "images"
+
+# "The cat sat on the mat." as GPT-2's tokenizer splits it. The ids are checked
+# against the tokenizer when it is cached; without it they are used as written.
+SENTENCE = [(464, "The"), (3797, " cat"), (3332, " sat"), (319, " on"), (262, " the"), (2603, " mat"), (13, ".")]
+# (layer, head) panels: 4.11 is a previous-token head and 5.1 an induction head in
+# pretrained GPT-2; 0.0 and 11.0 show the first and last layer.
+HEADS = [(0, 0), (4, 11), (5, 1), (11, 0)]
+
+FONT = "font-family:'DejaVu Sans',Helvetica,Arial,sans-serif"
+MONO = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
+
+
+# -- SVG helpers ------------------------------------------------------------------
+class Svg:
+    def __init__(self, width: int, height: int, title: str):
+        self.width, self.height = width, height
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img">',
+            f"<title>{escape(title)}</title>",
+            # an opaque page, so the figure reads the same in mdBook's dark themes
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+        ]
+
+    def add(self, element: str) -> None:
+        self.parts.append(element)
+
+    def text(self, x, y, s, size=13, anchor="start", weight="normal", fill="#222", mono=False, rotate=None):
+        extra = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate is not None else ""
+        self.add(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+                 f'font-weight="{weight}" fill="{fill}" style="{MONO if mono else FONT}"{extra}>{escape(s)}</text>')
+
+    def rect(self, x, y, w, h, fill, stroke="none", rx=0, width=1, dash=None):
+        d = f' stroke-dasharray="{dash}"' if dash else ""
+        self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" '
+                 f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{d}/>')
+
+    def line(self, x1, y1, x2, y2, stroke="#444", width=1.5, arrow=False):
+        head = ' marker-end="url(#arrow)"' if arrow else ""
+        self.add(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                 f'stroke="{stroke}" stroke-width="{width}"{head}/>')
+
+    def path(self, d, stroke="#444", width=1.5, arrow=False):
+        head = ' marker-end="url(#arrow)"' if arrow else ""
+        self.add(f'<path d="{d}" fill="none" stroke="{stroke}" stroke-width="{width}"{head}/>')
+
+    def arrowhead(self) -> None:
+        self.add('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+                 'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>')
+
+    def save(self, name: str) -> Path:
+        OUT.mkdir(parents=True, exist_ok=True)
+        path = OUT / name
+        path.write_text("\n".join(self.parts + ["</svg>", ""]))
+        return path
+
+
+def blues(value: float) -> str:
+    """0 -> near white, 1 -> dark blue (a sequential scale, like matplotlib's Blues)."""
+    lo, hi = (247, 251, 255), (8, 48, 107)
+    v = min(max(value, 0.0), 1.0) ** 0.6  # lift small weights off white
+    return "#" + "".join(f"{round(a + (b - a) * v):02x}" for a, b in zip(lo, hi))
+
+
+# -- figure 1: the architecture ------------------------------------------------------
+def architecture() -> Path:
+    W, H = 720, 900
+    s = Svg(W, H, "GPT-2 (124M): the modules and their names in the code")
+    s.arrowhead()
+    cx, bw = 260, 320  # the column of the residual stream and the width of a box
+    rx = cx - bw / 2 - 28  # where the residual (skip) paths run
+    label_x = cx + bw / 2 + 62  # the "step NN" labels, right of the block's frame
+
+    def box(y, h, name, details, step, fill, stroke):
+        s.rect(cx - bw / 2, y, bw, h, fill, stroke, rx=8, width=1.5)
+        s.text(cx - bw / 2 + 12, y + 21, name, size=15, weight="bold", mono=True)
+        for k, detail in enumerate(details):
+            s.text(cx - bw / 2 + 12, y + 39 + 15 * k, detail, size=12, fill="#444")
+        s.text(label_x, y + h / 2 + 5, step, size=12, fill="#8a4b00")
+
+    def plus(y):
+        s.add(f'<circle cx="{cx}" cy="{y}" r="11" fill="#fff" stroke="#444" stroke-width="1.5"/>')
+        s.line(cx - 6, y, cx + 6, y)
+        s.line(cx, y - 6, cx, y + 6)
+
+    def residual(y_from, y_to):
+        s.path(f"M{cx},{y_from} H{rx} V{y_to} H{cx - 13}", arrow=True)
+        s.text(rx - 8, (y_from + y_to) / 2 + 28, "residual", size=12, fill="#555", rotate=-90)
+
+    s.text(W / 2, 30, "GPT-2 (124M), as the code names it", size=18, anchor="middle", weight="bold")
+    s.text(cx, 60, "input_ids  [B, T]", size=13, anchor="middle", mono=True)
+
+    # embeddings: two tables, summed
+    ey = 96
+    for x, name, detail, step in [(cx - 155, "wte", "Embedding(50257, 768)", "step 05"),
+                                  (cx + 5, "wpe", "Embedding(1024, 768)", "step 06")]:
+        s.rect(x, ey, 150, 58, "#dbeafe", "#3b82f6", rx=8, width=1.5)
+        s.text(x + 10, ey + 21, name, size=15, weight="bold", mono=True)
+        s.text(x + 10, ey + 38, detail, size=11, fill="#444")
+        s.text(x + 10, ey + 52, step, size=11, fill="#8a4b00")
+    s.line(cx - 30, 68, cx - 80, ey, arrow=True)
+    s.line(cx + 30, 68, cx + 80, ey, arrow=True)
+    s.text(cx - 62, 82, "ids", size=11, anchor="end", fill="#555")
+    s.text(cx + 62, 82, "positions 0..T-1", size=11, fill="#555")
+    s.line(cx - 80, ey + 58, cx - 8, 176)
+    s.line(cx + 80, ey + 58, cx + 8, 176)
+    plus(182)
+    s.text(cx + 20, 204, "x  [B, T, 768]: the residual stream", size=12, fill="#444", mono=True)
+
+    # one transformer block, drawn once, repeated 12 times
+    top, bottom = 214, 650
+    s.rect(cx - bw / 2 - 50, top, bw + 100, bottom - top, "#f8fafc", "#64748b", rx=12, width=1.5, dash="6 4")
+    s.text(cx - bw / 2 - 38, top + 19, "h[0] … h[11]", size=14, weight="bold", mono=True)
+    s.text(label_x, top + 19, "12 × GPT2Block", size=14, weight="bold", mono=True)
+    s.text(label_x, top + 37, "step 09 (one block)", size=12, fill="#8a4b00")
+    s.text(label_x, top + 53, "step 10 (all twelve)", size=12, fill="#8a4b00")
+    s.line(cx, 193, cx, 256, arrow=True)
+
+    # attention half: x + attn(ln_1(x))
+    box(256, 52, "ln_1", ["LayerNorm(768)"], "step 03", "#fef9c3", "#ca8a04")
+    s.line(cx, 308, cx, 326, arrow=True)
+    box(326, 66, "attn", ["c_attn 768 → 3×768: q, k, v; 12 heads of 64", "causal mask, softmax, c_proj 768 → 768"],
+        "step 07 (mask: step 02)", "#ffedd5", "#ea580c")
+    s.line(cx, 392, cx, 413)
+    plus(424)
+    residual(248, 424)
+    s.text(cx + 20, 450, "x + attn(ln_1(x))", size=12, fill="#444", mono=True)
+    s.text(label_x, 429, "step 08", size=12, fill="#8a4b00")
+
+    # MLP half: x + mlp(ln_2(x))
+    s.line(cx, 435, cx, 470, arrow=True)
+    box(470, 52, "ln_2", ["LayerNorm(768)"], "step 03", "#fef9c3", "#ca8a04")
+    s.line(cx, 522, cx, 540, arrow=True)
+    box(540, 56, "mlp", ["c_fc 768 → 3072, GELU (tanh), c_proj 3072 → 768"], "step 04", "#dcfce7", "#16a34a")
+    s.line(cx, 596, cx, 609)
+    plus(620)
+    residual(456, 620)
+    s.text(label_x, 625, "step 08", size=12, fill="#8a4b00")
+
+    # the head
+    s.line(cx, 631, cx, 676, arrow=True)
+    box(676, 52, "ln_f", ["LayerNorm(768), after the last block"], "step 10", "#fef9c3", "#ca8a04")
+    s.line(cx, 728, cx, 750, arrow=True)
+    box(750, 56, "lm_head", ["Linear(768, 50257, no bias), tied to wte"], "step 11", "#ede9fe", "#7c3aed")
+    s.line(cx, 806, cx, 830, arrow=True)
+    s.text(cx, 846, "logits  [B, T, 50257]: a score for every next token", size=13, anchor="middle", mono=True)
+    s.text(cx, 868, "sampling the next token: step 12; reusing keys and values: step 13", size=12,
+           anchor="middle", fill="#8a4b00")
+    s.text(W / 2, 892, "checkpoint names: transformer.wte.weight, transformer.h.0.attn.c_attn.weight, …,"
+           " lm_head.weight", size=10, anchor="middle", fill="#777", mono=True)
+    return s.save("architecture.svg")
+
+
+# -- figure 2: the causal mask -----------------------------------------------------
+def mask_values(sequence_length: int, num_tokens: int):
+    from tutorial import fastmax
+
+    fastmax.prepare()
+    from max.driver import CPU
+    from max.dtype import DType
+
+    from solutions.solution_02 import causal_mask
+    from tutorial import checks
+
+    mask = causal_mask(sequence_length, num_tokens, dtype=DType.float32, device=CPU())
+    return checks.numpy(mask, "causal_mask")
+
+
+def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Path:
+    rows, cols = values.shape
+    cell = 44
+    left, top = 150, 136
+    W = left + cols * cell + 40
+    H = top + rows * cell + 74
+    s = Svg(W, H, title)
+    s.text(20, 28, title, size=16, weight="bold", mono=True)
+    s.text(20, 50, note, size=12, fill="#444")
+    s.text(left + cols * cell / 2, top - 62, "keys: the positions a query may look at →", size=12, anchor="middle",
+           fill="#444")
+    s.text(left - 10, top - 8, "queries ↓", size=12, anchor="end", fill="#444")
+    if num_tokens:  # which keys come from the cache and which are new
+        for first, last, label, fill in [(0, num_tokens, f"cached (num_tokens = {num_tokens})", "#94a3b8"),
+                                         (num_tokens, cols, "new", "#22c55e")]:
+            s.rect(left + first * cell + 3, top - 30, (last - first) * cell - 6, 5, fill)
+            s.text(left + (first + last) * cell / 2, top - 36, label, size=11, anchor="middle", fill="#475569")
+    for j in range(cols):
+        s.text(left + j * cell + cell / 2, top - 10, str(j), size=12, anchor="middle", mono=True)
+    for i in range(rows):
+        position = num_tokens + i
+        s.text(left - 10, top + i * cell + cell / 2 + 4, f"position {position}", size=12, anchor="end", mono=True)
+        for j in range(cols):
+            visible = values[i, j] == 0
+            x, y = left + j * cell, top + i * cell
+            s.rect(x, y, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
+            s.text(x + cell / 2, y + cell / 2 + 5, "0" if visible else "−∞", size=14, anchor="middle",
+                   fill="#14532d" if visible else "#e2e8f0", mono=True)
+    ly = top + rows * cell + 28
+    s.rect(left, ly - 12, 14, 14, "#bbf7d0", "#14532d")
+    s.text(left + 20, ly, "0: visible, the score passes unchanged", size=12)
+    s.rect(left, ly + 8, 14, 14, "#334155")
+    s.text(left + 20, ly + 20, "−∞: hidden, softmax gives it weight 0", size=12)
+    return s.save(name)
+
+
+# -- figure 3: attention weights ---------------------------------------------------------
+def attention_weights():
+    """[n_layer, n_head, T, T] weights of the reference model, and which model that is."""
+    import numpy as np
+    import torch
+
+    from tutorial.reference import PRETRAINED, reference
+
+    ref = reference()
+    ids = [i for i, _ in SENTENCE]
+    pretrained = ref.id.startswith("pretrained")
+    if pretrained:  # the tokenizer comes with the pretrained files: check the ids above
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(PRETRAINED, local_files_only=True)
+        text = "".join(t for _, t in SENTENCE)
+        assert tokenizer(text)["input_ids"] == ids, f"GPT-2 tokenizes {text!r} as {tokenizer(text)['input_ids']}"
+    model = ref.hf
+    model.set_attn_implementation("eager")  # the fused kernels do not return their weights
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), output_attentions=True)
+    weights = np.stack([a[0].numpy() for a in out.attentions])
+    which = ("pretrained GPT-2 (openai-community/gpt2)" if pretrained
+             else "random-init GPT-2, seed 0: pretrained GPT-2 was not in the local HF cache")
+    return weights, which
+
+
+def attention_figure(weights, which: str) -> Path:
+    tokens = [t for _, t in SENTENCE]
+    T = len(tokens)
+    cell, gap_x, gap_y = 38, 90, 100
+    left, top = 70, 172
+    panel = T * cell
+    W = left + 2 * panel + gap_x + 30
+    H = top + 2 * panel + gap_y + 50
+    title = "Attention weights on “The cat sat on the mat.”"
+    s = Svg(W, H, f"{title} ({which})")
+    s.text(20, 28, title, size=17, weight="bold")
+    s.text(20, 50, f"computed by {which}", size=12, fill="#8a4b00")
+    s.text(20, 72, "Row: the query token. Column: a key token. Each row sums to 1;", size=12, fill="#444")
+    s.text(20, 88, "above the diagonal is 0, the causal mask. Darker = more weight.", size=12, fill="#444")
+    for p, (layer, head) in enumerate(HEADS):
+        x0 = left + (p % 2) * (panel + gap_x)
+        y0 = top + (p // 2) * (panel + gap_y)
+        s.text(x0 + panel / 2, y0 - 44, f"layer {layer}, head {head}", size=13, anchor="middle", weight="bold")
+        for j, tok in enumerate(tokens):
+            s.text(x0 + j * cell + cell / 2 - 2, y0 - 6, tok_label(tok), size=11, mono=True, rotate=-50)
+        for i in range(T):
+            s.text(x0 - 8, y0 + i * cell + cell / 2 + 4, tok_label(tokens[i]), size=11, anchor="end", mono=True)
+            for j in range(T):
+                w = float(weights[layer, head, i, j])
+                x, y = x0 + j * cell, y0 + i * cell
+                s.rect(x, y, cell, cell, blues(w) if j <= i else "#f1f5f9", "#ffffff", width=1)
+                if j <= i:
+                    s.text(x + cell / 2, y + cell / 2 + 4, f"{w:.2f}".lstrip("0") if w < 0.995 else "1", size=10,
+                           anchor="middle", fill="#ffffff" if w > 0.45 else "#1e293b", mono=True)
+    return s.save("attention_weights.svg")
+
+
+def tok_label(token: str) -> str:
+    return token.strip() or repr(token)
+
+
+def main(argv: list[str]) -> int:
+    only = set(argv)
+    made = []
+    if not only or "architecture" in only:
+        made.append(architecture())
+    if not only or "mask" in only:
+        made.append(mask_figure(mask_values(8, 0), 0, "causal_mask_8.svg",
+                                "causal_mask(8, num_tokens=0)",
+                                "8 tokens, none cached: query i sees keys 0..i"))
+        made.append(mask_figure(mask_values(4, 4), 4, "causal_mask_cached.svg",
+                                "causal_mask(4, num_tokens=4)",
+                                "4 new tokens after 4 cached ones (KV cache): query i sees keys 0..4+i"))
+    if not only or "attention" in only:
+        made.append(attention_figure(*attention_weights()))
+    for path in made:
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
