@@ -42,6 +42,7 @@ class MaxGPT2LMHeadModel(Module):
 
 # attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj: HF Conv1D layers, weights stored [in, out]
 CONV1D_WEIGHTS = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
+
 # causal-mask buffers some HF checkpoints carry; they are not parameters
 MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
