@@ -1,0 +1,104 @@
+"""Step 12: text generation.
+
+GPT-2 writes one token at a time: run the model on every token so far, turn
+the last position's logits into a choice, append it, and go again. Greedy
+decoding takes the most likely token. Sampling draws one, after temperature
+sharpens or flattens the distribution and top-k cuts off its unlikely tail;
+a seeded numpy Generator makes the draws, so a seed reproduces a text.
+
+Tasks:
+  1. Compile the model once, for int64 ids of any [batch, seq] shape.
+  2. Run the compiled model on numpy ids; return the last position's logits as numpy.
+  3. Turn logits into probabilities, with temperature and top-k.
+  4. Pick the next token: the argmax when greedy, else a draw from rng.
+  5. Generate: yield picked tokens until max_new_tokens or EOS.
+
+Check your work: pixi run s12
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from max import driver
+from max.driver import CPU, Device
+from max.dtype import DType
+from max.experimental.tensor import Tensor
+from max.graph import DeviceRef, TensorType
+from max.nn.module_v3 import Module
+
+from solutions.solution_11 import MaxGPT2LMHeadModel
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How each token is chosen: greedy, or a seeded draw after temperature and top-k."""
+
+    greedy: bool = True
+    temperature: float = 1.0
+    top_k: int | None = None  # None: the whole vocabulary
+    seed: int = 0
+
+
+class LastLogits(Module):
+    """The model scoring only the last position: generation needs nothing else."""
+
+    def __init__(self, model: MaxGPT2LMHeadModel):
+        self.model = model
+
+    def __call__(self, input_ids: Tensor) -> Tensor:
+        hidden = self.model.transformer(input_ids)  # [B, T, n_embd]
+        # the head on one position instead of T: a third of the work at T = 160
+        return self.model.lm_head(hidden[:, -1])  # [B, vocab_size]
+
+
+def compile_model(model: MaxGPT2LMHeadModel, device: Device) -> Callable[[Tensor], Tensor]:
+    """One graph for every prompt length; a new shape would otherwise mean a new compile."""
+    ids = TensorType(DType.int64, ["batch", "seq"], device=DeviceRef.from_device(device))
+    return LastLogits(model).compile(ids)
+
+
+def next_logits(compiled: Callable[[Tensor], Tensor], ids: np.ndarray, device: Device) -> np.ndarray:
+    """[B, T] int64 ids -> [B, vocab_size] logits of the last position, as numpy."""
+    # through the driver: a copy to the device, no graph to compile
+    ids = Tensor(storage=driver.Tensor.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(device))
+    return compiled(ids).storage.to(CPU()).to_numpy()
+
+
+def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """[vocab] logits -> [vocab] probabilities after temperature and top-k."""
+    scaled = logits.astype(np.float64) / temperature  # < 1 sharpens, > 1 flattens
+    if top_k is not None and top_k < scaled.size:
+        kth = np.partition(scaled, -top_k)[-top_k]
+        scaled = np.where(scaled >= kth, scaled, -np.inf)  # ties with the k-th stay, as in HF
+    weights = np.exp(scaled - scaled.max())  # minus the max: exp cannot overflow
+    return weights / weights.sum()
+
+
+def pick(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
+    """The next token id from one position's [vocab] logits."""
+    if sampling.greedy:
+        return int(np.argmax(logits))
+    return int(rng.choice(logits.size, p=probabilities(logits, sampling.temperature, sampling.top_k)))
+
+
+def generate(
+    compiled: Callable[[Tensor], Tensor],
+    prompt: list[int],
+    max_new_tokens: int,
+    sampling: Sampling,
+    *,
+    device: Device,
+    eos_id: int | None = None,
+) -> Iterator[int]:
+    """Yield up to max_new_tokens new ids, one at a time; an EOS is yielded, then it stops."""
+    rng = np.random.default_rng(sampling.seed)
+    ids = list(prompt)
+    for _ in range(max_new_tokens):
+        token = pick(next_logits(compiled, np.array([ids]), device)[0], sampling, rng)
+        yield token
+        if token == eos_id:
+            return
+        ids.append(token)  # no KV cache: the next step reruns the whole sequence (step 13)
