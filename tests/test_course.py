@@ -106,3 +106,29 @@ def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
     assert failures, f"step {n:02d}: no one-line failure report:\n{out[-2000:]}"
     assert "Traceback" not in out, f"step {n:02d}: a traceback reached the learner:\n{out[-2000:]}"
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_built_step_has_hints_a_task_and_a_chapter(n):
+    hints = tomllib.loads((ROOT / "tutorial" / "hints.toml").read_text()).get(f"s{n:02d}", {})
+    assert hints.get("nudge") and hints.get("api"), f"tutorial/hints.toml has no [s{n:02d}] with a nudge and an api hint"
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    assert f"s{n:02d}" in tasks, f"pixi.toml has no task s{n:02d}"
+    chapter = chapter_path(n).read_text() if chapter_path(n).exists() else ""
+    assert f"steps/step_{n:02d}.py" in chapter, f"book/src/step_{n:02d}.md does not include its stub: still the placeholder?"
+
+
+def test_learner_and_instructor_commands_have_tasks():
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    for name in ("progress", "hint", "watch", "reset", "grade"):
+        assert tasks.get(name) == f"python -m tutorial.{name}", f"pixi.toml: task {name} must run python -m tutorial.{name}"
+
+
+def test_grading_weights_name_real_checks():
+    points = tomllib.loads((ROOT / "tutorial" / "grading.toml").read_text())["points"]
+    for step, weights in points.items():
+        if isinstance(weights, dict):
+            test = ROOT / "tests" / f"test_{step.replace('s', 'step_', 1)}.py"
+            names = set(re.findall(r"^def test_(\w+)", test.read_text(), re.M)) if test.exists() else set()
+            for check in weights:
+                assert check.split("[")[0] in names, f"tutorial/grading.toml [points.{step}] {check}: no such check in {test.name}"

@@ -1,0 +1,64 @@
+"""pytest plugin (`-p tutorial.record`): every check's outcome as a JSON line in $TUTORIAL_RECORD.
+
+Lines are flushed as they happen, so the process running pytest can show
+which check is running, and still knows what finished if pytest dies
+mid-check (a segfault, a hang it kills, the memory limit).
+"""
+
+import json
+import os
+from importlib.metadata import version
+
+from tutorial import checks
+from tutorial.reference import reference
+
+FILE = None
+RESULTS: dict[str, dict] = {}
+
+
+def emit(**event) -> None:
+    if FILE:
+        FILE.write(json.dumps(event) + "\n")
+        FILE.flush()
+
+
+def check_id(nodeid: str) -> str:
+    """The test as named in its file: "test_default_matches_hf[n_embd]"."""
+    return nodeid.split("::")[-1]
+
+
+def pytest_configure(config):
+    global FILE
+    if path := os.environ.get("TUTORIAL_RECORD"):
+        FILE = open(path, "a")
+
+
+def pytest_sessionstart(session):
+    emit(event="session", reference=reference().name, device=checks.DEVICE,
+         tolerance=str(checks.tolerance()), max=version("max"))
+
+
+def pytest_collection_finish(session):
+    emit(event="collected", checks=[check_id(item.nodeid) for item in session.items])
+
+
+def pytest_runtest_logstart(nodeid, location):
+    emit(event="start", check=check_id(nodeid))
+
+
+def pytest_runtest_logreport(report):
+    """Phases add up: setup (imports the learner's file), call, teardown; the first failure is kept."""
+    result = RESULTS.setdefault(report.nodeid, {"status": "passed", "message": "", "seconds": 0.0})
+    result["seconds"] += report.duration
+    if result["status"] == "passed" and not report.passed:
+        result["status"] = report.outcome
+        if report.skipped and isinstance(report.longrepr, tuple):
+            result["message"] = report.longrepr[2]
+        else:
+            result["message"] = getattr(report, "one_line", None) or (str(report.longrepr).strip().splitlines() or [""])[-1]
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    result = RESULTS.pop(nodeid)
+    result["seconds"] = round(result["seconds"], 3)
+    emit(event="result", check=check_id(nodeid), **result)
