@@ -1,0 +1,31 @@
+"""Step 03: layer normalization.
+
+LayerNorm rescales each token's vector to mean 0 and variance 1, then
+applies a learned per-feature scale (`weight`) and shift (`bias`). GPT-2
+normalizes before attention, before the MLP, and once more at the end.
+
+Tasks:
+  1. Create the learned parameters `weight` (ones) and `bias` (zeros).
+  2. Normalize the last axis with F.layer_norm and this layer's epsilon.
+
+Check your work: pixi run s03
+"""
+
+from max.experimental import functional as F
+from max.experimental.tensor import Tensor
+from max.graph import DimLike
+from max.nn.module_v3 import Module
+
+
+class LayerNorm(Module):
+    """Layer normalization over the last axis, as HF's `ln_1`, `ln_2`, `ln_f`."""
+
+    def __init__(self, dim: DimLike, *, eps: float = 1e-5):
+        self.eps = eps
+        # TODO 1: create self.weight (ones) and self.bias (zeros), one value per feature: [dim].
+        self.weight = None
+        self.bias = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        # TODO 2: normalize x over its last axis with F.layer_norm, scaled by weight, shifted by bias, with self.eps.
+        return None
