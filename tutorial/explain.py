@@ -101,6 +101,6 @@ def describe(error: BaseException) -> str:
             "MAX failed to run the graph. This almost always means an index outside its table "
             "(a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
         )
-    if isinstance(error, TypeError) and "NoneType" in text:
+    if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return f"{name}: {text}: a TODO still returns or holds None"
     return f"{name}: {text}" if text else name

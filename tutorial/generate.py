@@ -182,6 +182,8 @@ def build(source: Source, config: dict, path: Path, device):
         step12 = source.load(12, chain=True)  # every solutions.solution_NN import now reads `source`
     except StepError as error:
         raise Stop(str(error), 1) from None
+    cached = use_cache(source)
+    step13 = source.load(13, chain=True) if cached else None
     step01 = importlib.import_module("solutions.solution_01")
     step11 = importlib.import_module("solutions.solution_11")
     start = time.perf_counter()
@@ -193,18 +195,33 @@ def build(source: Source, config: dict, path: Path, device):
     to_device(model, device)
     loaded = time.perf_counter()
     print("compiling the model (once: a minute or two on a cold MAX cache, seconds after)...", file=sys.stderr, flush=True)
-    compiled = step12.compile_model(model, device)
-    return step12, compiled, loaded - start, time.perf_counter() - loaded
+    if step13:  # the KV cache: a prefill graph and a one-token decode graph
+        engines = step13.compile_cached(model, device)
+        loop = lambda ids, new, sampling, eos: step13.generate_cached(  # noqa: E731
+            engines, ids, new, sampling, device=device, n_positions=config["n_positions"], eos_id=eos)
+    else:  # step 12's loop: a full forward over the whole text per token
+        compiled = step12.compile_model(model, device)
+        loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731
+    return step12, loop, loaded - start, time.perf_counter() - loaded
 
 
-def stream(step12, compiled, ids, args, config, tokenizer, device) -> tuple[list[int], float, float]:
+def use_cache(source: Source) -> bool:
+    """Step 13 (the KV cache) when the source has it finished; otherwise step 12's loop, announced."""
+    if source.path(13).exists() and not stub_steps(source, [13]):
+        return True
+    print("note: step 13 (KV cache) is not done: generating with step 12's loop, a full forward per token",
+          file=sys.stderr)
+    return False
+
+
+def stream(step12, loop, ids, args, config, tokenizer) -> tuple[list[int], float, float]:
     """Print the text as it comes; (new ids, seconds to the first token, seconds in all)."""
     sampling = step12.Sampling(greedy=args.greedy, temperature=args.temperature or 1.0, top_k=args.top_k, seed=args.seed)
     print(args.prompt, end="", flush=True)
     new, shown, first = [], "", None
     start = time.perf_counter()
     try:
-        for token in step12.generate(compiled, ids, args.max_new_tokens, sampling, device=device, eos_id=config["eos_id"]):
+        for token in loop(ids, args.max_new_tokens, sampling, config["eos_id"]):
             first = first or time.perf_counter() - start
             new.append(int(token))
             text = tokenizer.decode(new, skip_special_tokens=True)
@@ -230,8 +247,8 @@ def run(argv) -> int:
         names = ", ".join(f"{n:02d}" for n in missing)
         print(f"note: no step {names} in {source.use}/: the reference solution stands in", file=sys.stderr)
     try:
-        step12, compiled, load_s, compile_s = build(source, config, path, device)
-        new, first, total = stream(step12, compiled, ids, args, config, tokenizer, device)
+        step12, loop, load_s, compile_s = build(source, config, path, device)
+        new, first, total = stream(step12, loop, ids, args, config, tokenizer)
     except Stop:
         raise
     except Exception as error:  # the learner's code: one line with file, line and TODO

@@ -1,0 +1,128 @@
+"""Step 13: a KV-cached decode gives the full forward's logits at every position, and HF's greedy tokens."""
+
+import numpy as np
+import pytest
+
+from tutorial import checks
+from tutorial.checks import CheckFailure, Mutation, call, close, load, todo
+from tutorial.reference import Reference
+
+PROMPT = [464, 2068, 7586, 21831]  # 4 tokens of prefill
+FEED = [18045, 625, 262, 16931]  # then one token per decode step
+NEW = 16  # greedy tokens compared with HF generate
+_engines = {}
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A 2-block GPT-2 (64 wide): the cache logic is the same at any size, and compiles in seconds."""
+    from solutions.solution_01 import GPT2Config
+
+    return Reference(GPT2Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4))
+
+
+def engines(step, small):
+    """(prefill, decode): HF's weights in the step-11 model, compiled by the learner's compile_cached."""
+    if id(step) not in _engines:
+        from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max
+
+        model = MaxGPT2LMHeadModel(small.config)
+        load(model, hf_to_max(small.state("") | {"lm_head.weight": small.weight("lm_head.weight")}), what="loading HF's weights")
+        _engines[id(step)] = call(step.compile_cached, model, checks.device(), what="compile_cached(model, device)")
+    return _engines[id(step)]
+
+
+def greedy(step, small, prompt, new):
+    from solutions.solution_12 import Sampling
+
+    run = lambda: [int(t) for t in step.generate_cached(engines(step, small), prompt, new, Sampling(greedy=True), device=checks.device(), n_positions=32)]  # noqa: E731
+    return call(run, what=f"generate_cached(prompt of {len(prompt)}, {new} new, greedy)")
+
+
+def test_decode_logits_equal_a_full_forward_at_every_position(step, small):
+    prefill, decode = engines(step, small)
+    ids = PROMPT + FEED
+    want = small.compute(lambda hf, ids: hf(ids).logits[0], np.array([ids]))  # [T, vocab]: every position at once
+    device, on = checks.device(), step.on
+    logits, *cache = call(prefill.execute, on(device, [PROMPT]), on(device, np.arange(len(PROMPT))), what="prefill")
+    close(logits.to_numpy()[0], want[len(PROMPT) - 1], f"logits after the {len(PROMPT)}-token prefill", axes=("token",),
+          hint=f"the prefill is a plain forward that also returns each block's keys and values ({todo(2)})")
+    for n, token in enumerate(FEED, start=len(PROMPT)):
+        logits, *cache = call(decode.execute, on(device, [[token]]), on(device, [n]), *cache, what=f"decode at position {n}")
+        close(logits.to_numpy()[0], want[n], f"decoded logits of position {n} ({n} tokens cached)", axes=("token",),
+              hint=f"the new key and value go after the cached ones ({todo(1)}), and each block gets its own cache ({todo(2)})")
+        if int(cache[0].shape[2]) != n + 1:
+            raise CheckFailure(f"after position {n} the cache holds {int(cache[0].shape[2])} positions, expected {n + 1} ({todo(1)})")
+
+
+def test_greedy_tokens_equal_hf_generate(step, small):
+    want = small.compute(lambda hf, ids: hf.generate(ids, max_new_tokens=16, do_sample=False, pad_token_id=0)[0, 4:], np.array([PROMPT]))
+    got, want = greedy(step, small, PROMPT, NEW), want.astype(int).tolist()
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+        raise CheckFailure(f"greedy tokens leave HF generate's at new token {first}: got {got[first:first + 3]}..., "
+                           f"expected {want[first:first + 3]}... (after the prefill, decode only the new token at its position, {todo(3)})")
+
+
+class FakeEngine:
+    """Records what the loop feeds it; its logits favour token 3 * (last position) + 1."""
+
+    def __init__(self, calls: list, vocab: int = 50):
+        self.calls, self.vocab = calls, vocab
+
+    def execute(self, ids, positions, *cache):
+        from max import driver
+
+        ids, positions = ids.to_numpy().tolist(), positions.to_numpy().tolist()
+        self.calls.append((ids, positions, len(cache)))
+        logits = np.zeros((1, self.vocab), np.float32)
+        logits[0, (3 * positions[-1] + 1) % self.vocab] = 1.0
+        return (driver.Tensor.from_numpy(logits), *[driver.Tensor.from_numpy(np.zeros(1, np.float32))] * 4)
+
+
+def test_after_the_prefill_each_token_is_fed_alone_at_its_position(step):
+    from solutions.solution_12 import Sampling
+
+    calls = []
+    engines = (FakeEngine(calls), FakeEngine(calls))
+    got = call(lambda: [int(t) for t in step.generate_cached(engines, PROMPT, 4, Sampling(greedy=True), device=checks.device(), n_positions=32)],
+               what="generate_cached(fake engines, 4 new)")
+    want = [([PROMPT], [0, 1, 2, 3], 0)] + [([[3 * n + 1]], [n + 1], 4) for n in range(3, 6)]
+    for i, (have, expect) in enumerate(zip(calls, want)):
+        if have != expect:
+            what = "the prefill" if i == 0 else f"decode step {i}"
+            raise CheckFailure(f"{what} got ids {have[0]}, positions {have[1]} and {have[2]} cache tensors; expected ids {expect[0]}, "
+                               f"positions {expect[1]} and {expect[2]} ({todo(3)})")
+    if len(calls) != len(want) or got != [3 * n + 1 for n in range(3, 7)]:
+        raise CheckFailure(f"4 new tokens took {len(calls)} model calls and gave {got}: expected 1 prefill, 3 decodes ({todo(3)})")
+
+
+def test_decoding_compiles_no_graph(step, small, monkeypatch):
+    from max.engine.api import InferenceSession
+
+    engines(step, small)  # compiled before counting
+    loads, original = [], InferenceSession.load
+    monkeypatch.setattr(InferenceSession, "load", lambda self, *a, **k: loads.append(1) or original(self, *a, **k))
+    greedy(step, small, PROMPT, 8)
+    if loads:
+        raise CheckFailure(f"8 new tokens compiled {len(loads)} graph(s): the loop must only execute the compiled engines ({todo(3)})")
+
+
+def test_cache_never_outgrows_n_positions(step, small):
+    try:
+        greedy(step, small, PROMPT * 7, 5)
+    except CheckFailure as failure:
+        if "ValueError" in str(failure) and "n_positions" in str(failure):
+            return
+        raise
+    raise CheckFailure("28 prompt + 5 new tokens > n_positions = 32, yet generate_cached did not raise a ValueError naming n_positions")
+
+
+MUTATIONS = [
+    Mutation("cache not extended", "k = F.concat([past_k, k], axis=2)  # [B, n_head, P + 1, head_dim]\n        v = F.concat([past_v, v], axis=2)",
+             "pass", "test_decode_logits_equal_a_full_forward_at_every_position", "decoded logits of position 4"),
+    Mutation("every block reads block 0's cache", "past[2 * i], past[2 * i + 1]", "past[0], past[1]", "test_decode_logits_equal_a_full_forward_at_every_position", "decoded logits of position 4"),
+    Mutation("position not advanced", "on(device, [n])", "on(device, [len(prompt)])", "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 2 got ids"),
+    Mutation("whole text fed again", "decode.execute(on(device, [[token]]), on(device, [n]), *cache)",
+             "prefill.execute(on(device, [prompt + [token]]), on(device, np.arange(n + 1)))", "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 1 got ids"),
+]
