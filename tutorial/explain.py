@@ -81,7 +81,11 @@ def todo_naming(path: Path, name: str | None) -> tuple[int, int] | None:
 
 def describe(error: BaseException) -> str:
     name = type(error).__name__
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if text.startswith("Failed to create op") and "Diagnostics:" in lines[:-1]:
+        # MAX's graph-building errors put the reason after a "Diagnostics:" header
+        text = f"{text} {lines[lines.index('Diagnostics:') + 1]}"
     if isinstance(error, SyntaxError):
         return f"syntax error: {error.msg}"
     if isinstance(error, ModuleNotFoundError):
