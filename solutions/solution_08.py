@@ -21,5 +21,5 @@ def pre_norm_residual(
     norm: Callable[[Tensor], Tensor],
     sublayer: Callable[[Tensor], Tensor],
 ) -> Tensor:
-    """x + sublayer(norm(x)): one half of a GPT-2 block."""
+    """One half of a GPT-2 block: the sublayer reads a normalized copy, the stream keeps x."""
     return x + sublayer(norm(x))

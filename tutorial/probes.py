@@ -1,0 +1,124 @@
+"""Look inside a learner's composite module (steps 07-10) without extra graphs.
+
+MAX builds one lazy graph and, when a value is read, compiles and runs it
+for every tensor still alive. So a check can call several methods, keep the
+results, and read them all for the price of one compile: `together`. A
+`Spy` put in place of a sub-module keeps what it was given and what it gave
+back; those tensors come out of the same graph as the module's output.
+A check then walks HF's order of sub-layers and reports the first one
+whose numbers leave HF's, naming a known mistake when the numbers match one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from tutorial.checks import CheckFailure, call, numpy, tolerance
+
+
+class Spy:
+    """Stands in for a sub-module and records each call as (input, output)."""
+
+    def __init__(self, inner: Callable, name: str):
+        self.inner, self.name, self.calls = inner, name, []
+
+    def __call__(self, x):
+        out = self.inner(x)
+        self.calls.append((x, out))
+        return out
+
+    def seen(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The first call's (input, output) as numpy, or None if never called."""
+        if not self.calls:
+            return None
+        x, out = self.calls[0]
+        return numpy(x, f"the input of {self.name}"), numpy(out, self.name)
+
+
+def spy_on(module, names: list[str], prefix: str = "") -> dict[str, Spy]:
+    """Replace each named attribute of `module` (after loading weights) by a Spy."""
+    spies = {}
+    for name in names:
+        spies[name] = Spy(getattr(module, name), prefix + name)
+        setattr(module, name, spies[name])
+    return spies
+
+
+def together(pieces: dict[str, tuple[str, Callable[[], object]]]) -> dict[str, np.ndarray | CheckFailure]:
+    """Call every piece, then read them all: one graph, one compile.
+
+    `pieces` maps a name to (what it is called in a message, a function returning a Tensor).
+    A piece that fails keeps its own one-line CheckFailure; the others still run.
+    If MAX cannot compile the graph, every piece fails with what MAX said.
+    """
+    values = {}
+    for name, (what, piece) in pieces.items():
+        try:
+            values[name] = what, piece()
+        except CheckFailure as error:
+            values[name] = what, error
+    results = {}
+    for name, (what, value) in values.items():
+        try:
+            results[name] = value if isinstance(value, CheckFailure) else numpy(value, what)
+        except CheckFailure as error:
+            results[name] = CheckFailure(compiler_says(error, what))
+    return results
+
+
+def compiler_says(error: CheckFailure, what: str) -> str:
+    """The message, with MAX's own reason when a graph did not compile (it is the root cause)."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).strip().splitlines()[0] if str(root).strip() else ""
+    if root is error or not text or "Failed to compile and execute graph" in text:
+        return str(error)
+    return f"{what}: MAX could not compile it: {type(root).__name__}: {text}"
+
+
+def result(results: dict, name: str, todo: str = "") -> np.ndarray:
+    """A piece's numbers, or its failure raised (pointing at `todo` if it does not name one)."""
+    value = results[name]
+    if isinstance(value, CheckFailure):
+        message = str(value)
+        raise CheckFailure(message + (f" ({todo})" if todo and not re.search(r"TODO \d", message) else ""))
+    return value
+
+
+def same(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal shapes and values within the session's tolerance (inf equals inf; nan never passes)."""
+    tol = tolerance()
+    return (
+        got.shape == want.shape
+        and not np.isnan(got).any()
+        and bool(np.isclose(got, want, atol=tol.atol, rtol=tol.rtol).all())
+    )
+
+
+def resembles(got: np.ndarray, want: np.ndarray) -> bool:
+    """Close enough to name a mistake: a wrong formula is off by far more than this."""
+    with np.errstate(invalid="ignore"):
+        return got.shape == want.shape and bool(np.isclose(got, want, atol=1e-3, rtol=1e-3).all())
+
+
+def which(got: np.ndarray, candidates: dict[str, np.ndarray]) -> str | None:
+    """The first known mistake whose numbers `got` matches."""
+    return next((name for name, value in candidates.items() if resembles(got, value)), None)
+
+
+def difference(got: np.ndarray, want: np.ndarray, axes: tuple[str, ...] = ()) -> str:
+    """'max |Δ| 0.31 at head 2, query 5 (got 1.2, expected 0.9)', or the two shapes."""
+    if got.shape != want.shape:
+        return f"shape {list(got.shape)}, expected {list(want.shape)}"
+    tol = tolerance()
+    bad = ~np.isclose(got, want, atol=tol.atol, rtol=tol.rtol) | np.isnan(got)
+    with np.errstate(invalid="ignore"):
+        delta = np.where(np.isnan(got) | np.isnan(want), np.inf, np.abs(got - want))
+    delta = np.where(np.isnan(delta), np.inf, delta)  # inf - inf
+    at = np.unravel_index(np.argmax(np.where(bad, delta, -1)), got.shape)
+    place = ", ".join(f"{n} {i}" for n, i in zip(axes, at)) if axes else str(list(map(int, at)))
+    return f"max |Δ| {delta[at]:.3g} at {place} (got {got[at]:.5g}, expected {want[at]:.5g})"
