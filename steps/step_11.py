@@ -82,9 +82,13 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
     """The tensors of a save_pretrained directory (model.safetensors or pytorch_model.bin)."""
     path = Path(path)
     if (path / "model.safetensors").exists():
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        return load_file(str(path / "model.safetensors"))
+        try:
+            return load_file(str(path / "model.safetensors"))
+        except SafetensorError as error:
+            raise WeightError(f"{path / 'model.safetensors'} is not a safetensors checkpoint: {error}") from None
     if (path / "pytorch_model.bin").exists():
         import torch
 

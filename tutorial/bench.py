@@ -95,6 +95,7 @@ def main(argv=None) -> int:
     from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max, load_weights
     from solutions.solution_12 import Sampling, compile_model, generate
     from solutions.solution_13 import compile_cached, generate_cached
+    from tutorial.inputs import valid_ids
     from tutorial.reference import Reference
 
     config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=256) if args.tiny else None
@@ -104,11 +105,12 @@ def main(argv=None) -> int:
     model = MaxGPT2LMHeadModel(config)
     load_weights(model, hf_to_max(ref.state("") | {"lm_head.weight": ref.weight("lm_head.weight")}))
     prompt = (np.arange(args.prompt_tokens) * 7919 % config.vocab_size).tolist()  # any fixed ids
+    valid_ids([prompt], config.vocab_size, config.n_positions - args.new_tokens)
     greedy = Sampling(greedy=True)
     print(f"model: {ref.name}; prompt {args.prompt_tokens} tokens, {args.new_tokens} new, greedy; device {args.device}")
     print("compiling (once: minutes on a cold MAX cache)...", flush=True)
     plain = compile_model(model, device)
-    engine = compile_cached(model, device)
+    engines = compile_cached(model, device)
 
     import torch
 
@@ -116,15 +118,16 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     hf, ids = ref.hf, torch.tensor([prompt])
 
-    def hf_tokens():
+    def hf_tokens():  # generate returns all tokens at once: its first-token time is measured apart
         with torch.no_grad():
-            out = hf.generate(ids, max_new_tokens=args.new_tokens, do_sample=False, pad_token_id=0,
-                              min_new_tokens=args.new_tokens)
+            # an explicit mask: with pad_token_id=0 HF would otherwise mask every id 0 in the prompt
+            out = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new_tokens, do_sample=False,
+                              pad_token_id=0, min_new_tokens=args.new_tokens)
         yield from out[0, args.prompt_tokens:].tolist()
 
     rows = {
         "MAX, step 12 loop (no cache)": lambda: generate(plain, prompt, args.new_tokens, greedy, device=device),
-        "MAX, step 13 loop (KV cache)": lambda: generate_cached(engine, model, prompt, args.new_tokens, greedy,
+        "MAX, step 13 loop (KV cache)": lambda: generate_cached(engines, prompt, args.new_tokens, greedy,
                                                                 device=device, n_positions=config.n_positions),
         f"HF generate (torch {torch.__version__}, {torch.get_num_threads()} threads)": hf_tokens,
     }
@@ -135,6 +138,12 @@ def main(argv=None) -> int:
         runs = [timed(fn, args.new_tokens) for _ in range(args.repeats)]
         results[name] = max(runs, key=lambda r: r[2])
         print(f"  measured {name}", flush=True)
+    hf_name = next(n for n in results if n.startswith("HF"))
+    with torch.no_grad():
+        start = time.perf_counter()
+        hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, do_sample=False, pad_token_id=0)
+        tokens, _, rate, peak = results[hf_name]
+        results[hf_name] = (tokens, time.perf_counter() - start, rate, peak)
 
     # bytes a decode step reads: every weight but the two tables it only gathers one row from
     weights = 4 * sum(p.num_elements() for name, p in model.parameters if not name.endswith(("wte.weight", "wpe.weight")))
@@ -142,14 +151,21 @@ def main(argv=None) -> int:
     print(f"\n{'':42} {'tok/s':>8} {'first token':>12} {'peak RSS':>10}")
     for name, (tokens, first, rate, peak) in results.items():
         print(f"{name:42} {rate:8.2f} {first:10.3f} s {peak / 2**30:7.2f} GiB")
-    cached, hf_name = "MAX, step 13 loop (KV cache)", next(n for n in results if n.startswith("HF"))
+    cached = "MAX, step 13 loop (KV cache)"
     print(f"\nKV cache vs HF generate: {results[cached][2] / results[hf_name][2]:.2f}x", end="")
     if "MAX, step 12 loop (no cache)" in results:
         print(f"; KV cache vs no cache: {results[cached][2] / results['MAX, step 12 loop (no cache)'][2]:.1f}x", end="")
     print(f"\nmemory bandwidth {gbs:.1f} GB/s (numpy copy); {weights / 1e6:.0f} MB of weights per token "
           f"-> floor {gbs * 1e9 / weights:.1f} tok/s")
-    agree = len({tuple(r[0]) for r in results.values()}) == 1
-    print("tokens: identical in every row" if agree else "tokens: the rows DISAGREE (see --help)")
+    reference_tokens = results[hf_name][0]
+    agree = True
+    for name, (tokens, *_) in results.items():
+        if tokens != reference_tokens:
+            agree = False
+            at = next((i for i, (a, b) in enumerate(zip(tokens, reference_tokens)) if a != b), min(len(tokens), len(reference_tokens)))
+            print(f"tokens: {name} leaves HF's at new token {at}: {tokens[at:at + 4]} vs {reference_tokens[at:at + 4]}")
+    if agree:
+        print("tokens: identical in every row")
     return 0 if agree else 1
 
 
