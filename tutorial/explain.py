@@ -101,9 +101,13 @@ def describe(error: BaseException) -> str:
     if isinstance(error, RecursionError):
         return "infinite recursion: does a method call itself (e.g. self(x) inside __call__)?"
     if MAX_GRAPH_FAILURE in text or MAX_GRAPH_FAILURE in str(error.__cause__ or ""):
+        # MAX's own reason is in the chained exception, e.g. "gather index 12 is out of bounds ..."
+        cause = next((l.strip() for l in str(error.__cause__ or "").splitlines() if l.strip()), "")[:200]
+        if cause and "out of bounds" not in cause:
+            return f"MAX failed to run the graph: {cause}"
         return (
-            "MAX failed to run the graph. This almost always means an index outside its table "
-            "(a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
+            f"MAX failed to run the graph{': ' + cause if cause else ''}. This almost always means an index outside its "
+            "table (a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
         )
     if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return f"{name}: {text}: a TODO still returns or holds None"
