@@ -107,7 +107,9 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         if isinstance(error, (CheckFailure, StepError)):
             report.one_line = str(error)
-        elif limit := re.search(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(error)):
+        elif isinstance(error, pytest.fail.Exception) and (
+            limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(error))
+        ):
             report.one_line = (
                 f"timed out after {float(limit[1]):g} s. That is not a wrong answer: look for an endless "
                 "loop or very slow code; a first run on a cold MAX cache can also take minutes, so run it again"
