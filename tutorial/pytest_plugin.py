@@ -107,8 +107,8 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         if isinstance(error, (CheckFailure, StepError)):
             report.one_line = str(error)
-        elif isinstance(error, pytest.fail.Exception) and (
-            limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(error))
+        elif (timeout := next((e for e in (error, error.__cause__) if isinstance(e, pytest.fail.Exception)), None)) and (
+            limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))  # also mid-compile, inside MAX
         ):
             report.one_line = (
                 f"timed out after {float(limit[1]):g} s. That is not a wrong answer: look for an endless "
