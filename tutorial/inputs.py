@@ -4,8 +4,9 @@ MAX trusts its indices. An id >= vocab_size stops the graph with "Failed to
 compile and execute graph! Please file an issue."; a negative id is read
 without any error; float ids, an empty batch or a sequence past the
 position table fail deep inside MAX, and can leave its eager graph broken
-for the rest of the process. So every entry point (generate, bench, the
-step 12 and 13 loops' callers, the checks) passes ids through here first.
+for the rest of the process. So ids are checked before they become tensors:
+here for `bench` and any code of yours, and in `generate`'s own check_ids,
+whose messages also name the tokenizer the prompt came from.
 """
 
 from __future__ import annotations
