@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tutorial.course import ROOT, solution_path, stub_path
-from tutorial.explain import StepError, explain
+from tutorial.course import solution_path, stub_path
+from tutorial.explain import StepError, explain, shown
 
 
 class Source:
@@ -38,8 +38,7 @@ class Source:
 
     def shown(self, n: int) -> str:
         """The path as a learner would type it."""
-        path = self.path(n)
-        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+        return shown(self.path(n))
 
     def load(self, n: int, *, chain: bool = False) -> ModuleType:
         """Import step n from this source; a StepError says in one line why it failed."""
