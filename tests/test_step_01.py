@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from tutorial.checks import CheckFailure, todo
+from tutorial.reference import hf_config_defaults
 
 # The fields the rest of the course reads, and HF's name for each.
 FIELDS = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "layer_norm_epsilon"]
@@ -20,9 +21,7 @@ def test_is_a_dataclass(step):
 
 @pytest.mark.parametrize("field", FIELDS)
 def test_default_matches_hf(step, field):
-    from transformers import GPT2Config as HFConfig
-
-    ours, theirs = getattr(step.GPT2Config(), field, None), getattr(HFConfig(), field)
+    ours, theirs = getattr(step.GPT2Config(), field, None), hf_config_defaults()[field]
     if ours is ... or type(ours) is not type(theirs) or ours != theirs:
         raise CheckFailure(f"{field} defaults to {ours!r}; HF GPT2Config().{field} is {theirs!r} ({todo(1)})")
 

@@ -14,14 +14,14 @@ LOGITS = (np.random.default_rng(0).normal(size=(2, 50)) * 3).astype(np.float32) 
 _compiled = {}  # one compile per session: the graph takes any [batch, seq]
 
 
-def compiled_model(step, config, ref):
-    """The reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
+def compiled_model(step, small):
+    """The small reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
     if id(step) in _compiled:
         return _compiled[id(step)]
     from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max
 
-    model = MaxGPT2LMHeadModel(config)
-    load(model, hf_to_max(ref.state("") | {"lm_head.weight": ref.weight("lm_head.weight")}), what="loading HF's weights")
+    model = MaxGPT2LMHeadModel(small.config)
+    load(model, hf_to_max(small.state("") | {"lm_head.weight": small.weight("lm_head.weight")}), what="loading HF's weights")
     compiled = call(step.compile_model, model, checks.device(), what="compile_model(model, device)")
     if not callable(compiled):
         raise CheckFailure(f"compile_model returned {type(compiled).__name__}, expected the compiled model ({todo(1)})")
@@ -64,8 +64,8 @@ def generated(step, compiled, prompt, new, sampling, eos_id=None) -> list[int]:
     return [int(t) for t in call(list, out, what=what)]
 
 
-def test_compiled_model_takes_any_prompt_length(step, config, ref):
-    compiled = compiled_model(step, config, ref)
+def test_compiled_model_takes_any_prompt_length(step, small):
+    compiled = compiled_model(step, small)
     first = PROMPT[:, :5]
     for ids in (first, np.concatenate([PROMPT, PROMPT[:, ::-1]])):  # [1, 5], then [2, 8] with the same graph
         try:
@@ -74,16 +74,16 @@ def test_compiled_model_takes_any_prompt_length(step, config, ref):
             if ids is first:
                 raise
             raise CheckFailure(f"the compiled model ran {list(first.shape)} ids but not {list(ids.shape)}: compile for the symbolic shape [\"batch\", \"seq\"] ({todo(1)})") from error
-        want = ref.compute(lambda hf, ids: hf(ids).logits[:, -1], ids)
+        want = small.compute(lambda hf, ids: hf(ids).logits[:, -1], ids)
         close(got, want, f"last-position logits of {list(ids.shape)} ids", hint=f"return the compiled model's [B, vocab_size] output as numpy ({todo(2)})", axes=("batch", "token"))
 
 
-def test_probabilities_match_torch_softmax_with_temperature_and_top_k(step, ref):
+def test_probabilities_match_torch_softmax_with_temperature_and_top_k(step, small):
     cases = [
-        (1.0, None, "softmax the logits", ref.compute(lambda hf, x: x.double().softmax(-1), LOGITS)),
-        (0.5, None, "divide the logits by temperature first", ref.compute(lambda hf, x: x.double().div(0.5).softmax(-1), LOGITS)),
+        (1.0, None, "softmax the logits", small.compute(lambda hf, x: x.double().softmax(-1), LOGITS)),
+        (0.5, None, "divide the logits by temperature first", small.compute(lambda hf, x: x.double().div(0.5).softmax(-1), LOGITS)),
         (2.0, 5, "keep the top_k highest logits (ties with the k-th too), the rest -inf",
-         ref.compute(lambda hf, x: x.double().div(2.0).masked_fill(x < x.topk(5).values[:, -1:], float("-inf")).softmax(-1), LOGITS)),
+         small.compute(lambda hf, x: x.double().div(2.0).masked_fill(x < x.topk(5).values[:, -1:], float("-inf")).softmax(-1), LOGITS)),
     ]
     for temperature, top_k, hint, want in cases:
         for row in range(len(LOGITS)):
@@ -149,10 +149,10 @@ def test_sampled_generation_is_reproducible(step):
         raise CheckFailure(f"seed 3 and seed 4 gave the same tokens: seed the Generator with sampling.seed ({todo(5)})")
 
 
-def test_greedy_generation_matches_hf_generate(step, config, ref):
-    compiled = compiled_model(step, config, ref)
+def test_greedy_generation_matches_hf_generate(step, small):
+    compiled = compiled_model(step, small)
     got = generated(step, compiled, PROMPT[0].tolist(), NEW, step.Sampling(), eos_id=EOS)
-    want = ref.compute(lambda hf, ids: hf.generate(ids, attention_mask=ids * 0 + 1, max_new_tokens=24, do_sample=False, pad_token_id=50256)[:, ids.shape[1]:], PROMPT)
+    want = small.compute(lambda hf, ids: hf.generate(ids, attention_mask=ids * 0 + 1, max_new_tokens=24, do_sample=False, pad_token_id=50256)[:, ids.shape[1]:], PROMPT)
     want = [int(t) for t in want[0]]
     want = want[: want.index(EOS) + 1] if EOS in want else want  # HF pads after EOS
     for i, (a, b) in enumerate(zip(got, want)):

@@ -1,24 +1,14 @@
 """Step 13: a KV-cached decode gives the full forward's logits at every position, and HF's greedy tokens."""
 
 import numpy as np
-import pytest
 
 from tutorial import checks
 from tutorial.checks import CheckFailure, Mutation, call, close, load, todo
-from tutorial.reference import Reference
 
 PROMPT = [464, 2068, 7586, 21831]  # 4 tokens of prefill
 FEED = [18045, 625, 262, 16931]  # then one token per decode step
 NEW = 16  # greedy tokens compared with HF generate
 _engines = {}
-
-
-@pytest.fixture(scope="module")
-def small():
-    """A 2-block GPT-2 (64 wide): the cache logic is the same at any size, and compiles in seconds."""
-    from solutions.solution_01 import GPT2Config
-
-    return Reference(GPT2Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4))
 
 
 def engines(step, small):

@@ -7,6 +7,8 @@ failure is a `CheckFailure` whose message is the whole report.
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,10 +72,27 @@ def numpy(value, what: str) -> np.ndarray:
     if not isinstance(value, Tensor):
         raise CheckFailure(f"{what} returned {type(value).__name__}, expected a max Tensor")
     try:
-        value._sync_realize()
+        realize(value)
         return value.storage.to(CPU()).to_numpy()
     except Exception as error:  # MAX compiles and runs the graph only here
         raise CheckFailure(f"{what}: {describe(error)}") from error
+
+
+def realize(value) -> None:
+    """What Tensor._sync_realize does, without asyncio.run.
+
+    On Python 3.11, asyncio.run formats its task (result included) when it puts
+    the SIGINT handler back, and an eager Tensor's repr lists every value: two
+    seconds for a [2, 8, 50257] logits tensor, twice per run.
+    """
+    if value.real or not value._in_global_compute_graph:
+        value._sync_realize()  # nothing to run, or MAX's own error for a symbolic tensor
+        return
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(value.realize)
+    finally:
+        loop.close()
 
 
 def call(fn, *args, what: str):

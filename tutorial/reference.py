@@ -64,12 +64,18 @@ class Reference:
 
         return safe_open(str(self.file), framework="np")
 
+    @cached_property
+    def _read(self) -> dict[str, np.ndarray]:
+        return {}
+
     def weight(self, key: str) -> np.ndarray:
-        """One HF tensor, e.g. "transformer.h.0.attn.c_attn.weight" (Conv1D layout)."""
+        """One HF tensor, e.g. "transformer.h.0.attn.c_attn.weight" (Conv1D layout), shared: never modify it."""
         if key == "lm_head.weight":
             key = "transformer.wte.weight"  # tied to wte: stored once
         stored = key if self.id.startswith("random") else key.removeprefix("transformer.")
-        return self._tensors.get_tensor(stored)
+        if stored not in self._read:  # read from disk once per process (writable: MAX copies read-only arrays)
+            self._read[stored] = self._tensors.get_tensor(stored)
+        return self._read[stored]
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         """Every HF tensor under `prefix`, with the prefix removed (mask buffers excluded)."""
@@ -144,6 +150,21 @@ class Reference:
         tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
         save_file(state, str(tmp))
         tmp.replace(self.file)
+
+
+def hf_config_defaults() -> dict:
+    """HF `GPT2Config()`'s attributes, stored per transformers version: importing it takes ~5 s."""
+    path = CACHE / f"hf-gpt2config-{version('transformers')}.json"
+    if not path.exists():
+        import transformers
+
+        config = transformers.GPT2Config()
+        values = {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, type(None)))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(values))
+        tmp.replace(path)
+    return json.loads(path.read_text())
 
 
 @cache
