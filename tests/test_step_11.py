@@ -8,23 +8,15 @@ IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 262, 13], [464, 2068, 7586, 218
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-_STATE, _RUNS = {}, {}
-
-
-def hf_state(ref) -> dict[str, np.ndarray]:
-    """HF's weights in MAX layout, by the reference loader (checks TODOs 1-2 alone); once per session."""
-    from solutions.solution_11 import hf_to_max
-
-    if ref.id not in _STATE:
-        _STATE[ref.id] = hf_to_max(ref.state("") | {"lm_head.weight": ref.weight("lm_head.weight")})
-    return _STATE[ref.id]
+_RUNS = {}
 
 
 def model_with_reference_loader(step, config, ref):
-    """The learner's model with HF's weights, and its logits for IDS (one 124M run per session)."""
+    """The learner's model, loaded by the reference loader (checks TODOs 1-2 alone), and its logits
+    for IDS: one 124M run per session."""
     if id(step) not in _RUNS:
         model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
-        load(model, hf_state(ref), what=f"loading HF's weights ({todo(1)})")
+        load(model, ref.max_state, what=f"loading HF's weights ({todo(1)})")
         _RUNS[id(step)] = model, run(model, IDS, what="MaxGPT2LMHeadModel(ids)")
     return _RUNS[id(step)]
 
@@ -90,7 +82,7 @@ def test_hf_checkpoint_loads_with_lm_head_tied_to_wte(step, config, ref):
     if not np.array_equal(head, ref.weight("transformer.wte.weight")):
         raise CheckFailure("after load_gpt2, lm_head.weight is not wte's table: GPT-2 ties the head to the token embeddings")
     # the reference loader's weights give HF's logits (test_logits_match_hf): load_gpt2 must load the same
-    want = hf_state(ref)
+    want = ref.max_state
     for key, param in model.parameters:
         got = numpy(param, key)
         if got.shape != want[key].shape or not np.array_equal(got, want[key]):

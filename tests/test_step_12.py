@@ -18,10 +18,10 @@ def compiled_model(step, small):
     """The small reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
     if id(step) in _compiled:
         return _compiled[id(step)]
-    from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max
+    from solutions.solution_11 import MaxGPT2LMHeadModel
 
     model = MaxGPT2LMHeadModel(small.config)
-    load(model, hf_to_max(small.state("") | {"lm_head.weight": small.weight("lm_head.weight")}), what="loading HF's weights")
+    load(model, small.max_state, what="loading HF's weights")
     compiled = call(step.compile_model, model, checks.device(), what="compile_model(model, device)")
     if not callable(compiled):
         raise CheckFailure(f"compile_model returned {type(compiled).__name__}, expected the compiled model ({todo(1)})")

@@ -14,10 +14,10 @@ _engines = {}
 def engines(step, small):
     """(prefill, decode): HF's weights in the step-11 model, compiled by the learner's compile_cached."""
     if id(step) not in _engines:
-        from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max
+        from solutions.solution_11 import MaxGPT2LMHeadModel
 
         model = MaxGPT2LMHeadModel(small.config)
-        load(model, hf_to_max(small.state("") | {"lm_head.weight": small.weight("lm_head.weight")}), what="loading HF's weights")
+        load(model, small.max_state, what="loading HF's weights")
         _engines[id(step)] = call(step.compile_cached, model, checks.device(), what="compile_cached(model, device)")
     return _engines[id(step)]
 

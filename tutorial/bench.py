@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     from max.driver import CPU, Accelerator
 
     from solutions.solution_01 import GPT2Config
-    from solutions.solution_11 import MaxGPT2LMHeadModel, hf_to_max, load_weights
+    from solutions.solution_11 import MaxGPT2LMHeadModel, load_weights
     from solutions.solution_12 import Sampling, compile_model, generate
     from solutions.solution_13 import compile_cached, generate_cached
     from tutorial.inputs import valid_ids
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
     config = ref.config
     device = Accelerator() if args.device == "gpu" else CPU()
     model = MaxGPT2LMHeadModel(config)
-    load_weights(model, hf_to_max(ref.state("") | {"lm_head.weight": ref.weight("lm_head.weight")}))
+    load_weights(model, ref.max_state)
     prompt = (np.arange(args.prompt_tokens) * 7919 % config.vocab_size).tolist()  # any fixed ids
     valid_ids([prompt], config.vocab_size, config.n_positions - args.new_tokens)
     greedy = Sampling(greedy=True)

@@ -31,6 +31,14 @@ SEED = 0
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt2-max-tutorial"
 
 
+def write_once(path: Path, write) -> None:
+    """write(tmp) then rename to path: checks running at once never read a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp{path.suffix}")  # keeps the suffix np.save wants
+    write(tmp)
+    tmp.replace(path)
+
+
 def pretrained_file() -> Path | None:
     """model.safetensors of pretrained GPT-2, if the local HF cache has it (no network)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,6 +62,7 @@ class Reference:
             self.id = f"random-{seed}-{shape}"
             self.file = CACHE / self.id / "model.safetensors"
         self.versions = f"transformers={version('transformers')} torch={version('torch')}"
+        self._read: dict[str, np.ndarray] = {}  # tensors already read from self.file
 
     # -- weights, as numpy arrays under GPT2LMHeadModel's names ------------------
     @cached_property
@@ -64,10 +73,6 @@ class Reference:
 
         return safe_open(str(self.file), framework="np")
 
-    @cached_property
-    def _read(self) -> dict[str, np.ndarray]:
-        return {}
-
     def weight(self, key: str) -> np.ndarray:
         """One HF tensor, e.g. "transformer.h.0.attn.c_attn.weight" (Conv1D layout), shared: never modify it."""
         if key == "lm_head.weight":
@@ -76,6 +81,13 @@ class Reference:
         if stored not in self._read:  # read from disk once per process (writable: MAX copies read-only arrays)
             self._read[stored] = self._tensors.get_tensor(stored)
         return self._read[stored]
+
+    @cached_property
+    def max_state(self) -> dict[str, np.ndarray]:
+        """Every GPT2LMHeadModel weight in this course's layout, by the reference loader; shared."""
+        from solutions.solution_11 import hf_to_max
+
+        return hf_to_max(self.state("") | {"lm_head.weight": self.weight("lm_head.weight")})
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         """Every HF tensor under `prefix`, with the prefix removed (mask buffers excluded)."""
@@ -103,10 +115,7 @@ class Reference:
         with torch.no_grad():
             out = fn(self.hf, *(torch.from_numpy(np.asarray(a)) for a in inputs))
         result = out.detach().float().numpy()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, result)
-        tmp.replace(path)
+        write_once(path, lambda tmp: np.save(tmp, result))
         return result
 
     @cached_property
@@ -146,10 +155,7 @@ class Reference:
                     p.add_(torch.randn_like(p) * 0.02)  # HF initialises biases to zero
         state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()
                  if not k.endswith((".attn.bias", ".attn.masked_bias")) and k != "lm_head.weight"}
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.file.with_suffix(f".{os.getpid()}.tmp")
-        save_file(state, str(tmp))
-        tmp.replace(self.file)
+        write_once(self.file, lambda tmp: save_file(state, str(tmp)))
 
 
 def hf_config_defaults() -> dict:
@@ -160,10 +166,7 @@ def hf_config_defaults() -> dict:
 
         config = transformers.GPT2Config()
         values = {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, type(None)))}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(values))
-        tmp.replace(path)
+        write_once(path, lambda tmp: tmp.write_text(json.dumps(values)))
     return json.loads(path.read_text())
 
 
