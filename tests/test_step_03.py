@@ -45,7 +45,8 @@ def reviewer_hint(got, x, ref, eps):
         spread, var = ((got - b) / w).var(-1), x.var(-1)  # (got - b) / w = (x - mean) / sqrt(var + eps)
         seen = float(np.median(var / spread - var))
     if np.isfinite(seen) and seen > 0 and np.allclose(got, normalized(x, seen) * w + b, atol=10 * tol.atol, rtol=10 * tol.rtol):
-        return f"Your rows are normalized as if eps={seen:.0e}, not {eps:.0e}: pass epsilon=self.eps to F.layer_norm"
+        shown = [f"{e:.1e}".replace(".0e", "e") for e in (seen, eps)]  # 1e-06, 1.2e-05: two digits when needed
+        return f"Your rows are normalized as if eps={shown[0]}, not {shown[1]}: pass epsilon=self.eps to F.layer_norm"
     return None
 
 

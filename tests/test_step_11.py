@@ -2,22 +2,29 @@
 
 import numpy as np
 
-from tutorial.checks import CheckFailure, Mutation, call, close, load, numpy, run, shape_is, todo
+from tutorial.checks import CheckFailure, Mutation, call, close, load, numpy, run, run_compiled, shape_is, todo
 
 IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 262, 13], [464, 2068, 7586, 21831, 18045, 625, 262, 16931]], dtype=np.int64)  # [2, 8]
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-_RUNS = {}
+_MODELS, _RUNS = {}, {}
+
+
+def built(step, config):
+    """One MaxGPT2LMHeadModel(config) per session for the checks that only read or load it."""
+    if id(step) not in _MODELS:
+        _MODELS[id(step)] = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
+    return _MODELS[id(step)]
 
 
 def model_with_reference_loader(step, config, ref):
     """The learner's model, loaded by the reference loader (checks TODOs 1-2 alone), and its logits
     for IDS: one 124M run per session."""
     if id(step) not in _RUNS:
-        model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
+        model = built(step, config)
         load(model, ref.max_state, what=f"loading HF's weights ({todo(1)})")
-        _RUNS[id(step)] = model, run(model, IDS, what="MaxGPT2LMHeadModel(ids)")
+        _RUNS[id(step)] = model, run_compiled(model, IDS, what="MaxGPT2LMHeadModel(ids)")
     return _RUNS[id(step)]
 
 
@@ -25,7 +32,7 @@ def test_lm_head_is_a_linear_from_n_embd_to_vocab_size_without_bias(step, config
     from max.experimental.tensor import Tensor
     from max.nn.module_v3 import Linear
 
-    model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
+    model = built(step, config)
     head = getattr(model, "lm_head", None)
     if not isinstance(head, Linear):
         raise CheckFailure(f"self.lm_head is {type(head).__name__}, expected a max.nn.module_v3.Linear ({todo(1)})")
