@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -91,14 +92,14 @@ def main(argv=None) -> int:
     fastmax.prepare()
     from max.driver import CPU, Accelerator
 
-    from solutions.solution_01 import GPT2Config
     from solutions.solution_11 import MaxGPT2LMHeadModel, load_weights
     from solutions.solution_12 import Sampling, compile_model, generate
     from solutions.solution_13 import compile_cached, generate_cached
     from tutorial.inputs import valid_ids
-    from tutorial.reference import Reference
+    from tutorial.reference import SMALL, Reference
 
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=256) if args.tiny else None
+    # --tiny is reference.SMALL (the step 12-13 checks' model, so its graphs are compiled once), with room for the tokens
+    config = replace(SMALL, n_positions=max(SMALL.n_positions, args.prompt_tokens + args.new_tokens)) if args.tiny else None
     ref = Reference(config)
     config = ref.config
     device = Accelerator() if args.device == "gpu" else CPU()

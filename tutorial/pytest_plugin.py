@@ -21,7 +21,7 @@ from tutorial.checks import CheckFailure  # noqa: E402
 from tutorial.course import TITLES, next_step  # noqa: E402
 from tutorial.explain import StepError, explain  # noqa: E402
 from tutorial.impl import Source  # noqa: E402
-from tutorial.reference import Reference, reference  # noqa: E402
+from tutorial.reference import SMALL, Reference, reference  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -102,11 +102,9 @@ def config(ref):
 
 @pytest.fixture(scope="session")
 def small():
-    """A 2-block, 64-wide GPT-2 with the real vocabulary, for checks of loops around the model:
-    a loop's logic is the same at any size, and this model compiles and runs in moments."""
-    from solutions.solution_01 import GPT2Config
-
-    return Reference(GPT2Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4))
+    """reference.SMALL, for checks of loops around the model: a loop's logic is the same at
+    any size, and this model compiles and runs in moments."""
+    return Reference(SMALL)
 
 
 @pytest.hookimpl(wrapper=True)

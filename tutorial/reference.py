@@ -28,6 +28,9 @@ from solutions.solution_01 import GPT2Config
 
 PRETRAINED = "openai-community/gpt2"
 SEED = 0
+# A 2-block, 64-wide GPT-2 with the real vocabulary, for checks of the loops around the model
+# (steps 12-13, and the bench's own test): one config, so they share compiled graphs.
+SMALL = GPT2Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt2-max-tutorial"
 
 
