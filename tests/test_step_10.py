@@ -8,7 +8,6 @@ HF's: the embedding sum, a block h.i, or ln_f.
 
 import numpy as np
 
-from solutions.solution_11 import hf_to_max
 from tutorial.checks import CheckFailure, Mutation, call, load, tensor, todo
 from tutorial.probes import Spy, difference, resembles, result, same, together
 
@@ -29,14 +28,9 @@ def hf_stream(hf, ids):
     return torch.stack(stream)
 
 
-_STATE = {}
-
-
 def hf_state(ref):
-    """HF's transformer.* weights in MAX layout, read once per session (124M numbers)."""
-    if ref.id not in _STATE:
-        _STATE[ref.id] = hf_to_max(ref.state("transformer."))
-    return _STATE[ref.id]
+    """HF's transformer.* weights in MAX layout, under GPT2Model's own names (wte, h.0..., ln_f)."""
+    return {k.removeprefix("transformer."): v for k, v in ref.max_state.items() if k.startswith("transformer.")}
 
 
 def model(step, config):
