@@ -9,7 +9,7 @@ background = {}  # "mutants": the session's test_mutations.Mutants, when it has 
 
 
 def is_mutation(item) -> bool:
-    return item.module.__name__ == "tests.test_mutations"
+    return getattr(getattr(item, "module", None), "__name__", "") == "tests.test_mutations"
 
 
 def pytest_collection_modifyitems(items):
