@@ -36,7 +36,7 @@ def start_mutant(n, mutation, directory: Path) -> subprocess.Popen:
     with open(directory / "out.txt", "w") as out:  # a file, not a pipe: nobody reads it until the test does
         return subprocess.Popen(
             [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", str(directory)],
-            cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL, text=True,
+            cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL,
         )
 
 

@@ -5,7 +5,7 @@ import inspect
 import numpy as np
 
 from tutorial import checks
-from tutorial.checks import CheckFailure, Mutation, call, close, load, todo
+from tutorial.checks import CheckFailure, Mutation, call, close, todo
 
 PROMPT = np.array([[464, 2068, 7586, 21831, 18045, 625, 262, 16931]], dtype=np.int64)  # [1, 8]
 NEW = 24  # greedy tokens compared with HF generate
@@ -18,11 +18,7 @@ def compiled_model(step, small):
     """The small reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
     if id(step) in _compiled:
         return _compiled[id(step)]
-    from solutions.solution_11 import MaxGPT2LMHeadModel
-
-    model = MaxGPT2LMHeadModel(small.config)
-    load(model, small.max_state, what="loading HF's weights")
-    compiled = call(step.compile_model, model, checks.device(), what="compile_model(model, device)")
+    compiled = call(step.compile_model, small.model(), checks.device(), what="compile_model(model, device)")
     if not callable(compiled):
         raise CheckFailure(f"compile_model returned {type(compiled).__name__}, expected the compiled model ({todo(1)})")
     _compiled[id(step)] = compiled

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tutorial import checks
-from tutorial.checks import CheckFailure, Mutation, call, close, load, todo
+from tutorial.checks import CheckFailure, Mutation, call, close, todo
 
 PROMPT = [464, 2068, 7586, 21831]  # 4 tokens of prefill
 FEED = [18045, 625, 262, 16931]  # then one token per decode step
@@ -14,11 +14,7 @@ _engines = {}
 def engines(step, small):
     """(prefill, decode): HF's weights in the step-11 model, compiled by the learner's compile_cached."""
     if id(step) not in _engines:
-        from solutions.solution_11 import MaxGPT2LMHeadModel
-
-        model = MaxGPT2LMHeadModel(small.config)
-        load(model, small.max_state, what="loading HF's weights")
-        _engines[id(step)] = call(step.compile_cached, model, checks.device(), what="compile_cached(model, device)")
+        _engines[id(step)] = call(step.compile_cached, small.model(), checks.device(), what="compile_cached(model, device)")
     return _engines[id(step)]
 
 

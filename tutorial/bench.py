@@ -92,7 +92,6 @@ def main(argv=None) -> int:
     fastmax.prepare()
     from max.driver import CPU, Accelerator
 
-    from solutions.solution_11 import MaxGPT2LMHeadModel, load_weights
     from solutions.solution_12 import Sampling, compile_model, generate
     from solutions.solution_13 import compile_cached, generate_cached
     from tutorial.inputs import valid_ids
@@ -103,8 +102,7 @@ def main(argv=None) -> int:
     ref = Reference(config)
     config = ref.config
     device = Accelerator() if args.device == "gpu" else CPU()
-    model = MaxGPT2LMHeadModel(config)
-    load_weights(model, ref.max_state)
+    model = ref.model()
     prompt = (np.arange(args.prompt_tokens) * 7919 % config.vocab_size).tolist()  # any fixed ids
     valid_ids([prompt], config.vocab_size, config.n_positions - args.new_tokens)
     greedy = Sampling(greedy=True)

@@ -113,15 +113,20 @@ class Reference:
         keys = self._tensors.keys()
         if not self.id.startswith("random"):
             keys = ["transformer." + k for k in keys]
-        if prefix in ("", "transformer.") and len(self._read) < len(keys):
+        wanted = [k for k in keys if k.startswith(prefix) and not k.endswith((".attn.bias", ".attn.masked_bias"))]
+        if 2 * len(wanted) > len(keys) and len(self._read) < len(keys):  # most of the file: one read, 2x faster than per tensor
             from safetensors.numpy import load_file
 
-            self._read |= {k: v for k, v in load_file(str(self.file)).items() if k not in self._read}  # one read: 2x faster than per tensor
-        return {
-            k.removeprefix(prefix): self.weight(k)
-            for k in keys
-            if k.startswith(prefix) and not k.endswith((".attn.bias", ".attn.masked_bias"))
-        }
+            self._read |= {k: v for k, v in load_file(str(self.file)).items() if k not in self._read}
+        return {k.removeprefix(prefix): self.weight(k) for k in wanted}
+
+    def model(self):
+        """A fresh step-11 MaxGPT2LMHeadModel (the reference solution) holding these weights."""
+        from solutions.solution_11 import MaxGPT2LMHeadModel, load_weights
+
+        model = MaxGPT2LMHeadModel(self.config)
+        load_weights(model, self.max_state)
+        return model
 
     # -- HF outputs, computed once per inputs and stored ---------------------------
     def compute(self, fn, *inputs: np.ndarray) -> np.ndarray:
