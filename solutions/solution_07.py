@@ -10,7 +10,8 @@ Tasks:
   2. split_heads: [B, T, n_embd] -> [B, n_head, T, head_dim].
   3. merge_heads: the inverse.
   4. scores: q @ k^T scaled by 1/sqrt(head_dim), plus the causal mask.
-  5. __call__: project, split, softmax the scores over keys, weight v, merge, project.
+  5. attend: softmax the scores over the keys, then weight the values.
+  6. __call__: project, split into heads, attend, merge, project.
 
 Check your work: pixi run s07
 """
@@ -44,14 +45,20 @@ class GPT2MultiHeadAttention(Module):
         x = x.transpose(1, 2)  # [B, T, n_head, head_dim]
         return x.reshape([batch, seq, self.n_head * self.head_dim])
 
+    @F.functional  # runs inside the current graph: shape arithmetic works eagerly too
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
         # without the scale, dot products grow with head_dim and softmax saturates
-        s = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, n_head, T, T]
-        return s + causal_mask(q.shape[-2], 0, dtype=s.dtype, device=s.device)
+        s = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [B, n_head, T, S]
+        # the T queries are the last T of the S key positions (S = T until step 13)
+        earlier = k.shape[-2] - q.shape[-2]
+        return s + causal_mask(q.shape[-2], earlier, dtype=s.dtype, device=s.device)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        weights = F.softmax(self.scores(q, k), axis=-1)  # each query's weights sum to 1
+        return weights @ v  # [B, n_head, T, head_dim]
 
     def __call__(self, x: Tensor) -> Tensor:
         n_embd = self.n_head * self.head_dim
         q, k, v = F.split(self.c_attn(x), [n_embd, n_embd, n_embd], axis=-1)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)
-        weights = F.softmax(self.scores(q, k), axis=-1)  # each query's weights sum to 1
-        return self.c_proj(self.merge_heads(weights @ v))
+        return self.c_proj(self.merge_heads(self.attend(q, k, v)))

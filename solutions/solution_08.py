@@ -21,5 +21,8 @@ def pre_norm_residual(
     norm: Callable[[Tensor], Tensor],
     sublayer: Callable[[Tensor], Tensor],
 ) -> Tensor:
-    """One half of a GPT-2 block: the sublayer reads a normalized copy, the stream keeps x."""
+    """One half of a GPT-2 block.
+
+    The sublayer reads a normalized copy; the stream keeps x.
+    """
     return x + sublayer(norm(x))

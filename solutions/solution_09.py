@@ -5,7 +5,8 @@ information between positions, then the MLP, which transforms each
 position. Names match HF's `h.N.ln_1`, `h.N.attn`, `h.N.ln_2`, `h.N.mlp`.
 
 Tasks:
-  1. Create ln_1, attn, ln_2 and mlp (the MLP is 4 * n_embd wide unless n_inner says otherwise).
+  1. Create ln_1, attn, ln_2 and mlp (the MLP is 4 * n_embd wide unless n_inner
+     says otherwise).
   2. __call__: the attention half, then the MLP half, each with pre_norm_residual.
 
 Check your work: pixi run s09

@@ -34,7 +34,7 @@ from solutions.solution_11 import MaxGPT2LMHeadModel
 
 @dataclass(frozen=True)
 class Sampling:
-    """How each token is chosen: greedy, or a seeded draw after temperature and top-k."""
+    """How each token is chosen: greedy, or a seeded draw after temperature, top-k."""
 
     greedy: bool = True
     temperature: float = 1.0
@@ -43,36 +43,45 @@ class Sampling:
 
 
 class LastLogits(Module):
-    """The model scoring only the last position: generation needs nothing else."""
+    """Your step-11 model, keeping only the last position: the next token's logits."""
 
     def __init__(self, model: MaxGPT2LMHeadModel):
         self.model = model
 
     def __call__(self, input_ids: Tensor) -> Tensor:
-        hidden = self.model.transformer(input_ids)  # [B, T, n_embd]
-        # the head on one position instead of T: a third of the work at T = 160
-        return self.model.lm_head(hidden[:, -1])  # [B, vocab_size]
+        # inside the graph: only [B, vocab_size] comes back to the host,
+        # not [B, T, vocab_size]
+        return self.model(input_ids)[:, -1]
 
 
-def compile_model(model: MaxGPT2LMHeadModel, device: Device) -> Callable[[Tensor], Tensor]:
-    """One graph for every prompt length; a new shape would otherwise mean a new compile."""
-    ids = TensorType(DType.int64, ["batch", "seq"], device=DeviceRef.from_device(device))
+def compile_model(
+    model: MaxGPT2LMHeadModel, device: Device
+) -> Callable[[Tensor], Tensor]:
+    """One graph for every prompt length: a new shape would mean a new compile."""
+    on = DeviceRef.from_device(device)  # the graph's name for the device
+    ids = TensorType(DType.int64, ["batch", "seq"], device=on)
     return LastLogits(model).compile(ids)
 
 
-def next_logits(compiled: Callable[[Tensor], Tensor], ids: np.ndarray, device: Device) -> np.ndarray:
+def next_logits(
+    compiled: Callable[[Tensor], Tensor], ids: np.ndarray, device: Device
+) -> np.ndarray:
     """[B, T] int64 ids -> [B, vocab_size] logits of the last position, as numpy."""
     # through the driver: a copy to the device, no graph to compile
-    ids = Tensor(storage=driver.Tensor.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(device))
+    array = np.ascontiguousarray(ids, dtype=np.int64)
+    ids = Tensor(storage=driver.Tensor.from_numpy(array).to(device))
     return compiled(ids).storage.to(CPU()).to_numpy()
 
 
-def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+def probabilities(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None
+) -> np.ndarray:
     """[vocab] logits -> [vocab] probabilities after temperature and top-k."""
     scaled = logits.astype(np.float64) / temperature  # < 1 sharpens, > 1 flattens
     if top_k is not None and top_k < scaled.size:
         kth = np.partition(scaled, -top_k)[-top_k]
-        scaled = np.where(scaled >= kth, scaled, -np.inf)  # ties with the k-th stay, as in HF
+        # ties with the k-th stay, as in HF
+        scaled = np.where(scaled >= kth, scaled, -np.inf)
     weights = np.exp(scaled - scaled.max())  # minus the max: exp cannot overflow
     return weights / weights.sum()
 
@@ -81,7 +90,8 @@ def pick(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> in
     """The next token id from one position's [vocab] logits."""
     if sampling.greedy:
         return int(np.argmax(logits))
-    return int(rng.choice(logits.size, p=probabilities(logits, sampling.temperature, sampling.top_k)))
+    p = probabilities(logits, sampling.temperature, sampling.top_k)
+    return int(rng.choice(logits.size, p=p))
 
 
 def generate(
@@ -93,7 +103,7 @@ def generate(
     device: Device,
     eos_id: int | None = None,
 ) -> Iterator[int]:
-    """Yield up to max_new_tokens new ids, one at a time; an EOS is yielded, then it stops."""
+    """Yield up to max_new_tokens new ids, one at a time; stop after yielding EOS."""
     rng = np.random.default_rng(sampling.seed)
     ids = list(prompt)
     for _ in range(max_new_tokens):
@@ -101,4 +111,4 @@ def generate(
         yield token
         if token == eos_id:
             return
-        ids.append(token)  # no KV cache: the next step reruns the whole sequence (step 13)
+        ids.append(token)  # no cache: the next step reruns the whole text (step 13)

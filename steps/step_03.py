@@ -22,10 +22,12 @@ class LayerNorm(Module):
 
     def __init__(self, dim: DimLike, *, eps: float = 1e-5):
         self.eps = eps
-        # TODO 1: create self.weight (ones) and self.bias (zeros), one value per feature: [dim].
+        # TODO 1: create self.weight (ones) and self.bias (zeros), one value per
+        #   feature: [dim].
         self.weight = None
         self.bias = None
 
     def __call__(self, x: Tensor) -> Tensor:
-        # TODO 2: normalize x over its last axis with F.layer_norm, scaled by weight, shifted by bias, with self.eps.
+        # TODO 2: normalize x over its last axis with F.layer_norm, scaled by weight,
+        #   shifted by bias, with self.eps.
         return None

@@ -21,10 +21,12 @@ class GPT2MLP(Module):
     """Position-wise feed-forward block, named as HF's `mlp`."""
 
     def __init__(self, intermediate_size: int, config: GPT2Config):
-        # TODO 1: create the two Linear layers: self.c_fc widens n_embd -> intermediate_size, self.c_proj narrows back.
+        # TODO 1: create the two Linear layers: self.c_fc widens n_embd ->
+        #   intermediate_size, self.c_proj narrows back.
         self.c_fc = None
         self.c_proj = None
 
     def __call__(self, x: Tensor) -> Tensor:
-        # TODO 2: c_fc, then GELU in its tanh approximation (GPT-2's "gelu_new"), then c_proj.
+        # TODO 2: c_fc, then GELU in its tanh approximation (GPT-2's "gelu_new"),
+        #   then c_proj.
         return None

@@ -21,7 +21,8 @@ class GPT2Embeddings(Module):
     """Token embeddings: one learned n_embd-vector per vocabulary entry."""
 
     def __init__(self, config: GPT2Config):
-        # TODO 2: create the token embedding table (vocab_size rows of n_embd) as self.wte.
+        # TODO 2: create the token embedding table (vocab_size rows of n_embd)
+        #   as self.wte.
         self.wte = None
 
     def __call__(self, input_ids: Tensor) -> Tensor:

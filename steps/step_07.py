@@ -10,7 +10,8 @@ Tasks:
   2. split_heads: [B, T, n_embd] -> [B, n_head, T, head_dim].
   3. merge_heads: the inverse.
   4. scores: q @ k^T scaled by 1/sqrt(head_dim), plus the causal mask.
-  5. __call__: project, split, softmax the scores over keys, weight v, merge, project.
+  5. attend: softmax the scores over the keys, then weight the values.
+  6. __call__: project, split into heads, attend, merge, project.
 
 Check your work: pixi run s07
 """
@@ -31,22 +32,32 @@ class GPT2MultiHeadAttention(Module):
     def __init__(self, config: GPT2Config):
         self.n_head = config.n_head
         self.head_dim = config.n_embd // config.n_head
-        # TODO 1: create c_attn (n_embd -> 3 * n_embd: q, k and v side by side) and c_proj (n_embd -> n_embd).
+        # TODO 1: create c_attn (n_embd -> 3 * n_embd: q, k and v side by side)
+        #   and c_proj (n_embd -> n_embd).
         self.c_attn = None
         self.c_proj = None
 
     def split_heads(self, x: Tensor) -> Tensor:
-        # TODO 2: [B, T, n_embd] -> [B, T, n_head, head_dim] -> [B, n_head, T, head_dim].
+        # TODO 2: [B, T, n_embd] -> [B, T, n_head, head_dim]
+        #   -> [B, n_head, T, head_dim].
         return None
 
     def merge_heads(self, x: Tensor) -> Tensor:
-        # TODO 3: [B, n_head, T, head_dim] -> [B, T, n_head, head_dim] -> [B, T, n_embd].
+        # TODO 3: [B, n_head, T, head_dim] -> [B, T, n_head, head_dim]
+        #   -> [B, T, n_embd].
         return None
 
+    @F.functional  # runs inside the current graph: shape arithmetic works eagerly too
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
-        # TODO 4: q @ k^T / sqrt(head_dim), plus the causal mask: [B, n_head, T, T].
+        # TODO 4: q @ k^T / sqrt(head_dim), plus the causal mask: [B, n_head, T, S].
+        #   The T queries are the last T of the S key positions (S = T until step 13).
+        return None
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        # TODO 5: softmax of the scores over the keys, then weights @ v:
+        #   [B, n_head, T, head_dim].
         return None
 
     def __call__(self, x: Tensor) -> Tensor:
-        # TODO 5: c_attn, q/k/v into heads, softmax of the scores over the keys, weights @ v, merge, c_proj.
+        # TODO 6: c_attn, q/k/v into heads, attend, merge the heads, c_proj.
         return None

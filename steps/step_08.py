@@ -21,6 +21,9 @@ def pre_norm_residual(
     norm: Callable[[Tensor], Tensor],
     sublayer: Callable[[Tensor], Tensor],
 ) -> Tensor:
-    """One half of a GPT-2 block: the sublayer reads a normalized copy, the stream keeps x."""
+    """One half of a GPT-2 block.
+
+    The sublayer reads a normalized copy; the stream keeps x.
+    """
     # TODO 1: normalize x, apply the sublayer to that, and add its output to x itself.
     return None

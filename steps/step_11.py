@@ -33,12 +33,14 @@ class MaxGPT2LMHeadModel(Module):
     """GPT2Model plus a vocabulary projection, named as HF's GPT2LMHeadModel."""
 
     def __init__(self, config: GPT2Config):
-        # TODO 1: create self.transformer (the step-10 body) and self.lm_head (n_embd -> vocab_size, no bias).
+        # TODO 1: create self.transformer (the step-10 body) and self.lm_head
+        #   (n_embd -> vocab_size, no bias).
         self.transformer = None
         self.lm_head = None
 
-    def __call__(self, input_ids: Tensor) -> Tensor:
-        # TODO 2: run the body, then the head: [B, T] ids -> [B, T, vocab_size] logits.
+    def __call__(self, input_ids: Tensor, position_ids: Tensor | None = None) -> Tensor:
+        # TODO 2: the body (with the position_ids), then the head:
+        #   [B, T] -> [B, T, vocab_size].
         return None
 
 
@@ -54,32 +56,48 @@ class WeightError(ValueError):
 
 
 def hf_to_max(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """HF GPT-2 tensors -> this model's layout: drop mask buffers, transpose Conv1D weights."""
+    """HF GPT-2 tensors -> this model's layout.
+
+    Drops the mask buffers and transposes the Conv1D weights.
+    """
     out = {}
     for key, value in state.items():
         if key.endswith(MASK_BUFFERS):
             continue
         value = np.asarray(value, dtype=np.float32)
-        out[key] = np.ascontiguousarray(value.T if key.endswith(CONV1D_WEIGHTS) else value)
+        value = value.T if key.endswith(CONV1D_WEIGHTS) else value
+        out[key] = np.ascontiguousarray(value)
     return out
 
 
 def load_weights(module: Module, state: Mapping[str, np.ndarray]) -> None:
-    """Load by name after checking the key set and every shape (load_state_dict checks neither)."""
+    """Load by name after checking the key set and every shape.
+
+    load_state_dict rejects missing and unexpected keys, but not a wrong shape.
+    """
     params = dict(module.parameters)
     if missing := sorted(params.keys() - state.keys()):
-        raise WeightError(f"missing weight '{missing[0]}' ({len(missing)} missing in all)")
+        raise WeightError(
+            f"missing weight '{missing[0]}' ({len(missing)} missing in all)"
+        )
     if unexpected := sorted(state.keys() - params.keys()):
-        raise WeightError(f"unexpected weight '{unexpected[0]}': the model has no such parameter")
+        raise WeightError(
+            f"unexpected weight '{unexpected[0]}': the model has no such parameter"
+        )
     for key, param in params.items():
         want, got = tuple(int(d) for d in param.shape), tuple(state[key].shape)
         if want != got:
-            raise WeightError(f"weight '{key}' has shape {list(got)}, the model expects {list(want)}")
+            raise WeightError(
+                f"weight '{key}' has shape {list(got)}, the model expects {list(want)}"
+            )
     module.load_state_dict(state)
 
 
 def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a save_pretrained directory (model.safetensors or pytorch_model.bin)."""
+    """The tensors of a save_pretrained directory.
+
+    It holds model.safetensors or pytorch_model.bin.
+    """
     path = Path(path)
     if (path / "model.safetensors").exists():
         from safetensors import SafetensorError
@@ -88,17 +106,27 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
         try:
             return load_file(str(path / "model.safetensors"))
         except SafetensorError as error:
-            raise WeightError(f"{path / 'model.safetensors'} is not a safetensors checkpoint: {error}") from None
+            raise WeightError(
+                f"{path / 'model.safetensors'} is not a safetensors checkpoint: {error}"
+            ) from None
     if (path / "pytorch_model.bin").exists():
         import torch
 
-        state = torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        state = torch.load(
+            path / "pytorch_model.bin", map_location="cpu", weights_only=True
+        )
         return {k: v.float().numpy() for k, v in state.items()}
     raise WeightError(f"{path} has neither model.safetensors nor pytorch_model.bin")
 
 
-def load_gpt2(model: MaxGPT2LMHeadModel, source: Mapping[str, np.ndarray] | Path) -> None:
-    """Load an HF GPT2LMHeadModel state dict, or a checkpoint directory, into `model`."""
+def load_gpt2(
+    model: MaxGPT2LMHeadModel, source: Mapping[str, np.ndarray] | Path
+) -> None:
+    """Load an HF GPT2LMHeadModel state dict, or a checkpoint directory, into `model`.
+
+    HF stores no lm_head.weight (the head was tied to wte in training): it is
+    filled with a copy of transformer.wte.weight here, at load time.
+    """
     state = read_checkpoint(source) if isinstance(source, (str, Path)) else dict(source)
     state = {
         # hub files of the bare GPT2Model drop the "transformer." prefix
@@ -107,5 +135,6 @@ def load_gpt2(model: MaxGPT2LMHeadModel, source: Mapping[str, np.ndarray] | Path
     }
     state = hf_to_max(state)
     if "transformer.wte.weight" in state:
-        state.setdefault("lm_head.weight", state["transformer.wte.weight"])  # tied to wte
+        # tied at load time: lm_head is its own parameter, holding wte's values
+        state.setdefault("lm_head.weight", state["transformer.wte.weight"])
     load_weights(model, state)

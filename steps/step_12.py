@@ -34,7 +34,7 @@ from solutions.solution_11 import MaxGPT2LMHeadModel
 
 @dataclass(frozen=True)
 class Sampling:
-    """How each token is chosen: greedy, or a seeded draw after temperature and top-k."""
+    """How each token is chosen: greedy, or a seeded draw after temperature, top-k."""
 
     greedy: bool = True
     temperature: float = 1.0
@@ -43,30 +43,38 @@ class Sampling:
 
 
 class LastLogits(Module):
-    """The model scoring only the last position: generation needs nothing else."""
+    """Your step-11 model, keeping only the last position: the next token's logits."""
 
     def __init__(self, model: MaxGPT2LMHeadModel):
         self.model = model
 
     def __call__(self, input_ids: Tensor) -> Tensor:
-        hidden = self.model.transformer(input_ids)  # [B, T, n_embd]
-        # the head on one position instead of T: a third of the work at T = 160
-        return self.model.lm_head(hidden[:, -1])  # [B, vocab_size]
+        # inside the graph: only [B, vocab_size] comes back to the host,
+        # not [B, T, vocab_size]
+        return self.model(input_ids)[:, -1]
 
 
-def compile_model(model: MaxGPT2LMHeadModel, device: Device) -> Callable[[Tensor], Tensor]:
-    """One graph for every prompt length; a new shape would otherwise mean a new compile."""
-    # TODO 1: compile LastLogits(model) for int64 ids of symbolic shape ["batch", "seq"] on device.
+def compile_model(
+    model: MaxGPT2LMHeadModel, device: Device
+) -> Callable[[Tensor], Tensor]:
+    """One graph for every prompt length: a new shape would mean a new compile."""
+    # TODO 1: compile LastLogits(model) for int64 ids of symbolic shape
+    #   ["batch", "seq"] on device.
     return None
 
 
-def next_logits(compiled: Callable[[Tensor], Tensor], ids: np.ndarray, device: Device) -> np.ndarray:
+def next_logits(
+    compiled: Callable[[Tensor], Tensor], ids: np.ndarray, device: Device
+) -> np.ndarray:
     """[B, T] int64 ids -> [B, vocab_size] logits of the last position, as numpy."""
-    # TODO 2: move ids to device as a Tensor, run compiled on it, return its logits as a numpy array.
+    # TODO 2: move ids to device as a Tensor, run compiled on it, return its
+    #   logits as a numpy array.
     return None
 
 
-def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+def probabilities(
+    logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None
+) -> np.ndarray:
     """[vocab] logits -> [vocab] probabilities after temperature and top-k."""
     # TODO 3: divide by temperature, keep only the top_k highest (None: all), softmax.
     return None
@@ -74,7 +82,8 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
 
 def pick(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
     """The next token id from one position's [vocab] logits."""
-    # TODO 4: greedy: the highest logit; otherwise draw from probabilities(...) with rng.
+    # TODO 4: greedy: the highest logit; otherwise draw from probabilities(...)
+    #   with rng.
     return None
 
 
@@ -87,6 +96,7 @@ def generate(
     device: Device,
     eos_id: int | None = None,
 ) -> Iterator[int]:
-    """Yield up to max_new_tokens new ids, one at a time; an EOS is yielded, then it stops."""
-    # TODO 5: seed a Generator; per step pick from the last logits, yield it, stop after EOS, append.
+    """Yield up to max_new_tokens new ids, one at a time; stop after yielding EOS."""
+    # TODO 5: seed a Generator; per step pick from the last logits, yield it,
+    #   stop after EOS, append.
     return None

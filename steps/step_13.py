@@ -6,10 +6,14 @@ positions never change (the mask stops them from seeing later tokens), so
 each block can keep them. Then the prompt is run once (prefill) and every
 new token is one position of work (decode), attending to the cached keys.
 
+Nothing is written twice: CachedAttention extends your step-07 attention
+by one method, and GPT2WithCache runs your whole step-11 model. Compiling
+the two graphs and copying ids and logits is given (tutorial/engine.py).
+
 Tasks:
-  1. In attend: append the new keys and values after the cached ones.
-  2. In GPT2WithCache: give each block its cached keys and values, and keep what it returns.
-  3. In generate_cached: after the prefill, feed only the newest token, at its position.
+  1. CachedAttention.attend: the cached keys and values go before the new ones.
+  2. GPT2WithCache: give each block's attention its cache, then run your model.
+  3. generate_cached: after the prefill, feed only the newest token, at its position.
 
 Check your work: pixi run s13
 """
@@ -19,118 +23,89 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from max import driver
-from max.driver import CPU, Device
-from max.dtype import DType
+from max.driver import Device
 from max.experimental import functional as F
 from max.experimental.tensor import Tensor
-from max.graph import DeviceRef, TensorType
-from max.nn.module_v3 import Linear, Module
+from max.nn.module_v3 import Module
 
 from solutions.solution_07 import GPT2MultiHeadAttention
 from solutions.solution_11 import MaxGPT2LMHeadModel
 from solutions.solution_12 import Sampling, pick
+from tutorial import engine
 
 
-def attend(attn: GPT2MultiHeadAttention, x: Tensor, past_k: Tensor | None, past_v: Tensor | None):
-    """Step 07's attention for new positions after cached ones: (output, all keys, all values)."""
-    n_embd = attn.n_head * attn.head_dim
-    q, k, v = F.split(attn.c_attn(x), [n_embd, n_embd, n_embd], axis=-1)
-    q, k, v = attn.split_heads(q), attn.split_heads(k), attn.split_heads(v)  # [B, n_head, T, head_dim]
-    if past_k is not None:
-        # TODO 1: append the new keys and values after the cached ones, along the sequence axis.
-        k, v = None, None
+class CachedAttention(GPT2MultiHeadAttention):
+    """Step 07's attention, whose queries also see earlier calls' keys and values."""
 
-    # Decode feeds one query: its row of causal_mask(1, num_tokens=P) is all zeros, and
-    # step 07's causal_mask(1, 0) = [[0]] broadcasts to exactly that over the P + 1 keys.
-    weights = F.softmax(attn.scores(q, k), axis=-1)  # [B, n_head, T, P + T]
-    return attn.c_proj(attn.merge_heads(weights @ v)), k, v
+    # cached keys, values: [B, n_head, P, head_dim] each
+    past: tuple[Tensor, Tensor] | None = None
+    present: tuple[Tensor, Tensor] | None = None  # all keys, values after this call
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        if self.past is not None:  # NEW
+            # TODO 1: the cached keys and values go before the new ones
+            #   (on the position axis).
+            k, v = None, None  # [B, n_head, P + T, head_dim] each
+
+        self.present = (k, v)  # NEW: the next call's cache
+        # step 07's attend: scores offsets the mask by P (S - T), softmax, then @ v
+        return super().attend(q, k, v)
 
 
 class GPT2WithCache(Module):
-    """The step-11 model, one call per prefill or decode step, carrying each block's keys and values."""
+    """Your step-11 model on T new tokens after P cached ones.
+
+    One call per prefill or decode step:
+    (ids [B, T], position_ids [T], *cache) -> (last logits [B, vocab], *cache),
+    where the cache is each block's keys and values, 2 * n_layer tensors.
+    """
 
     def __init__(self, model: MaxGPT2LMHeadModel):
         self.model = model
 
-    def __call__(self, input_ids: Tensor, positions: Tensor, *cache: Tensor):
-        body = self.model.transformer
-        x = body.wte(input_ids) + body.wpe(positions)  # [B, T, n_embd]
-        past = cache or [None] * (2 * len(body.h))  # the prefill starts with nothing cached
-        new_cache = []
-        for i, block in enumerate(body.h):
-            # TODO 2: attend with block i's cached keys and values (in past), and keep the ones it returns.
-            out = None
+    def __call__(self, input_ids: Tensor, position_ids: Tensor, *cache: Tensor):
+        # each block's attention is a CachedAttention (engine.compile_cached)
+        attns = [block.attn for block in self.model.transformer.h]
+        # TODO 2: block i's attention gets (cache[2 * i], cache[2 * i + 1]);
+        #   in the prefill (no cache), None.
+        for i, attn in enumerate(attns):
+            attn.past = None
 
-            x = x + out  # step 08's pre-norm residual, with the cache threaded through
-            x = x + block.mlp(block.ln_2(x))
-        logits = self.model.lm_head(body.ln_f(x[:, -1]))  # [B, vocab_size]: only the last position is needed
-        return (logits, *new_cache)
+        logits = self.model(input_ids, position_ids)  # step 11's forward: [B, T, vocab]
+        new_cache = [t for attn in attns for t in attn.present]
+        return (logits[:, -1], *new_cache)
 
 
-class StreamingLinear(Linear):
-    """module_v3's Linear, computed as (W @ x^T)^T: the same product, faster for a few rows."""
-
-    def __call__(self, x: Tensor) -> Tensor:
-        rows = x.reshape([-1, x.shape[-1]])  # [B * T, in]
-        # W @ rows^T walks each stored row of W [out, in] once, as a matrix-vector product does;
-        # MAX 25.7's kernel for rows @ W^T reads the same bytes at about half the speed on a CPU
-        y = (self.weight @ rows.T).T + self.bias  # [B * T, out]
-        return y.reshape([*x.shape[:-1], self.out_dim])
-
-
-def stream_linears(model: Module) -> None:
-    """Make every Linear in the model a StreamingLinear, in place: same parameters, same function."""
-    for _, module in model.descendants:
-        if type(module) is Linear:
-            module.__class__ = StreamingLinear
-
-
-def compile_cached(model: MaxGPT2LMHeadModel, device: Device):
-    """(prefill, decode) engines: the prompt at any length, then one token after any number cached."""
-    c = model.transformer.h[0].attn
-    dev = DeviceRef.from_device(device)
-    cache = TensorType(DType.float32, ["batch", c.n_head, "cached", c.head_dim], device=dev)
-    stream_linears(model)  # a decode step reads every weight once: read them at full speed
-    cached = GPT2WithCache(model)
-    prefill = cached.compile(TensorType(DType.int64, ["batch", "new"], device=dev), TensorType(DType.int64, ["new"], device=dev))
-    decode = cached.compile(
-        TensorType(DType.int64, ["batch", 1], device=dev),
-        TensorType(DType.int64, [1], device=dev),
-        *[cache] * (2 * len(model.transformer.h)),
+def compile_cached(model: MaxGPT2LMHeadModel, device: Device) -> engine.Engines:
+    """Given: your model's prefill and decode graphs, compiled once (engine.py)."""
+    return engine.compile_cached(
+        model, device, attention=CachedAttention, with_cache=GPT2WithCache
     )
-    # The engine models under MAX's eager-Tensor wrapper: they take and return driver
-    # tensors, so the cache stays on the device and nothing joins MAX's global graph.
-    return prefill.__wrapped__, decode.__wrapped__
-
-
-def on(device: Device, array: np.ndarray):
-    return driver.Tensor.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
 
 
 def generate_cached(
-    engines,
+    engines: engine.Engines,
     prompt: list[int],
     max_new_tokens: int,
     sampling: Sampling,
     *,
-    device: Device,
     n_positions: int,
     eos_id: int | None = None,
 ) -> Iterator[int]:
-    """Step 12's loop with a cache: one prefill over the prompt, then one position per token."""
+    """Step 12's loop with a cache: one prefill, then one position per new token."""
     if len(prompt) + max_new_tokens > n_positions:
         raise ValueError(
-            f"the KV cache holds at most n_positions = {n_positions} tokens: a {len(prompt)}-token prompt "
-            f"plus {max_new_tokens} new tokens needs {len(prompt) + max_new_tokens}"
+            f"the KV cache holds at most n_positions = {n_positions} tokens: a "
+            f"{len(prompt)}-token prompt plus {max_new_tokens} new tokens needs "
+            f"{len(prompt) + max_new_tokens}"
         )
-    prefill, decode = engines
     rng = np.random.default_rng(sampling.seed)
-    logits, *cache = prefill.execute(on(device, [prompt]), on(device, np.arange(len(prompt))))
+    # logits [vocab_size], and the cache: 2 * n_layer tensors
+    logits, cache = engines.prefill(prompt)
     for n in range(len(prompt), len(prompt) + max_new_tokens):
-        token = pick(logits.to(CPU()).to_numpy()[0], sampling, rng)
+        token = pick(logits, sampling, rng)
         yield token
         if token == eos_id or n + 1 == len(prompt) + max_new_tokens:
             return
-        # TODO 3: run decode on only the new token, at position n, with the cache.
+        # TODO 3: decode only the new token, at its position n, after the n cached ones.
         logits, cache = None, None

@@ -1,9 +1,7 @@
-"""`pixi run generate` end to end, offline: a tiny random GPT-2 with its own tokenizer.
+"""`pixi run generate` end to end, offline: a tiny random GPT-2 with its own tokenizer (tutorial/tiny.py).
 
-The directory looks like any save_pretrained GPT-2 (config.json,
-model.safetensors, tokenizer files), so the command runs exactly as it does
-on pretrained GPT-2. Its greedy tokens must be HF generate's; each bad input
-must end in one line on stderr and a non-zero exit, without a traceback.
+Its greedy tokens must be HF generate's; each bad input must end in one line
+on stderr and a non-zero exit, without a traceback.
 """
 
 import json
@@ -15,62 +13,21 @@ import sys
 import numpy as np
 import pytest
 
+from tutorial import tiny as tiny_model
 from tutorial.course import ROOT, solution_path
+from tutorial.tiny import PROMPT
 
-PROMPT = "the quick brown fox jumps over the lazy dog"
 NEW = 24
-TEXT = [  # what the test tokenizer learns its merges from
-    "the quick brown fox jumps over the lazy dog. the dog sleeps; the fox runs on.",
-    "a language model predicts the next token from the tokens before it, one at a time.",
-    "GPT-2 reads bytes, merges frequent pairs, and writes text: hello, world!",
-] * 20
-
-
-def save_model(path, tokenizer, vocab_size: int, seed: int = 0):
-    """A random 2-layer GPT-2, scaled so that greedy text varies and its choices are clear."""
-    import torch
-    import transformers
-
-    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=64, n_layer=2, n_head=4,
-                                     bos_token_id=eos, eos_token_id=eos)
-    torch.manual_seed(seed)
-    model = transformers.GPT2LMHeadModel(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".ln_" in name or name.startswith("transformer.ln_f"):
-                p.add_(torch.randn_like(p) * 0.1)
-            elif name.endswith(".bias"):
-                p.add_(torch.randn_like(p) * 0.02)
-            elif ".h." in name:
-                p.mul_(20)  # blocks, not the token's own embedding, decide: varied text, no loop
-            elif name.endswith("wte.weight"):
-                p.mul_(5)  # logits far apart: rounding never decides a greedy pick
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return model
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """{"dir": checkpoint, "hf": HF's greedy new tokens, ...} for the tiny model."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2TokenizerFast
-
     root = tmp_path_factory.mktemp("tiny-gpt2")
-    trained = ByteLevelBPETokenizer()
-    trained.train_from_iterator(TEXT, vocab_size=320, min_frequency=2, special_tokens=["<|endoftext|>"])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=trained._tokenizer, bos_token="<|endoftext|>",
-                                  eos_token="<|endoftext|>", unk_token="<|endoftext|>")
-    vocab = len(tokenizer)
-    model = save_model(root / "model", tokenizer, vocab)
-    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
-    out = model.generate(ids, attention_mask=ids * 0 + 1, max_new_tokens=NEW, do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    hf = out[0, ids.shape[1]:].tolist()
-    if tokenizer.eos_token_id in hf:
-        hf = hf[: hf.index(tokenizer.eos_token_id) + 1]
-    save_model(root / "small-vocab", tokenizer, 257)  # the tokenizer's merges (ids >= 257) are not in it
-    return {"root": root, "dir": root / "model", "hf": hf, "vocab": vocab, "prompt_len": ids.shape[1]}
+    tok = tiny_model.tokenizer()
+    model = tiny_model.save_model(root / "model", tok, len(tok))
+    tiny_model.save_model(root / "small-vocab", tok, 257)  # the tokenizer's merges (ids >= 257) are not in it
+    return {"root": root, "dir": root / "model", "hf": tiny_model.hf_greedy(model, tok, PROMPT, NEW), "vocab": len(tok)}
 
 
 def generate(*args, env=None):

@@ -18,7 +18,7 @@ def mask(step, sequence_length, num_tokens, dtype=None):
     what = f"causal_mask({sequence_length!r}, {num_tokens}, dtype={dtype}, device={checks.DEVICE})"
     out = call(lambda: step.causal_mask(sequence_length, num_tokens, dtype=dtype, device=device()), what=what)
     if out is None:
-        raise CheckFailure(f"{what} returned None: a TODO still needs its code ({todo(1)})")
+        raise CheckFailure(f"{what} returned None: a TODO still needs its code ({todo(2)})")
     return out
 
 
@@ -93,13 +93,20 @@ def test_cached_tokens_shift_the_diagonal(step):
 
 
 MUTATIONS = [
-    Mutation("off by one: one future key visible", "num_upper=num_tokens", "num_upper=num_tokens + 1", "test_without_cache_matches_hf", "lets query 0 see key 1 (a future token)"),
-    Mutation("num_lower and num_upper confused", "num_lower=None, num_upper=num_tokens", "num_lower=num_tokens, num_upper=None", "test_without_cache_matches_hf", "(a future token)"),
-    Mutation("past hidden: num_lower=0 instead of None", "num_lower=None", "num_lower=0", "test_without_cache_matches_hf", "hides key 0 from query 1"),
+    Mutation("off by one: one future key visible", "key_pos[None, :] > query_pos[:, None]",
+             "key_pos[None, :] > query_pos[:, None] + 1", "test_without_cache_matches_hf", "lets query 0 see key 1 (a future token)"),
+    Mutation("the diagonal hidden: >= instead of >", "key_pos[None, :] > query_pos[:, None]",
+             "key_pos[None, :] >= query_pos[:, None]", "test_without_cache_matches_hf", "hides key 0 from query 0"),
+    Mutation("the past hidden: < instead of >", "key_pos[None, :] > query_pos[:, None]",
+             "key_pos[None, :] < query_pos[:, None]", "test_without_cache_matches_hf", "(a future token)"),
     Mutation("no mask: all zeros", 'Tensor.constant(float("-inf")', "Tensor.constant(0.0", "test_without_cache_matches_hf", "all zeros"),
-    Mutation("band kept instead of zeroed", "exclude=True", "exclude=False", "test_without_cache_matches_hf", "inverted"),
+    Mutation("inverted: 0 on the future", "F.where(future, minus_inf, 0.0)", "F.where(future, 0.0, minus_inf)",
+             "test_without_cache_matches_hf", "inverted"),
     Mutation("finite -1e9 instead of -inf", 'float("-inf")', "-1e9", "test_without_cache_matches_hf", "-inf"),
-    Mutation("num_tokens ignored in the band", "num_upper=num_tokens", "num_upper=0", "test_cached_tokens_shift_the_diagonal", "sits at position"),
-    Mutation("num_tokens ignored in the shape", "n_keys = Dim(sequence_length) + num_tokens", "n_keys = Dim(sequence_length)", "test_shape_is_queries_by_all_keys", "sequence_length + num_tokens"),
-    Mutation("dtype ignored", "dtype=dtype, device=device", "dtype=DType.float32, device=device", "test_follows_the_dtype_and_device_it_is_given", "dtype=dtype"),
+    Mutation("queries start at 0 whatever num_tokens", "Tensor.arange(num_tokens, n_keys,", "Tensor.arange(0, sequence_length,",
+             "test_cached_tokens_shift_the_diagonal", "sits at position"),
+    Mutation("num_tokens ignored in the shape", "n_keys = Dim(sequence_length) + num_tokens", "n_keys = Dim(sequence_length)",
+             "test_shape_is_queries_by_all_keys", "sequence_length + num_tokens"),
+    Mutation("dtype ignored", 'float("-inf"), dtype=dtype', 'float("-inf"), dtype=DType.float32',
+             "test_follows_the_dtype_and_device_it_is_given", "dtype=dtype"),
 ]

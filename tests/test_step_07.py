@@ -77,7 +77,7 @@ def layer_output(step, config, ref, name):
         return result(learner(step, config, ref, "layer"), name)
     except CheckFailure as error:
         says = ". Softmax runs over the keys, the last axis of the scores: F.softmax(scores, axis=-1)" if "non-inner axis" in str(error) else ""
-        raise CheckFailure(f"{error}{says}" + ("" if re.search(r"TODO \d", str(error)) else f" ({todo(5)})")) from None
+        raise CheckFailure(f"{error}{says}" + ("" if re.search(r"TODO \d", str(error)) else f" ({todo(6)})")) from None
 
 
 def mask(t, sees=0):
@@ -97,7 +97,7 @@ def known_scores(q, k):
     }
     masks = {
         None: mask(t),
-        "There is no causal mask: add causal_mask(T, 0, ...) so query i sees only keys 0..i": np.zeros((t, t)),
+        "There is no causal mask: add causal_mask(T, S - T, ...) so query i sees only keys 0..i": np.zeros((t, t)),
         "The mask is off by one: query i also sees key i+1": mask(t, sees=1),
         "The mask is off by one: it hides each query's own key; query i must see keys 0..i": mask(t, sees=-1),
     }
@@ -126,7 +126,8 @@ def known_outputs(ref, heads):
 
     q, k, v = heads
     return {
-        "softmax ran over the queries (axis=-2): each query's weights must sum to 1 over the keys, F.softmax(scores, axis=-1)": attend(q, k, v, axis=-2),
+        "softmax ran over the queries (axis=-2): each query's weights must sum to 1 over the keys, "
+        f"F.softmax(scores, axis=-1) ({todo(5)})": attend(q, k, v, axis=-2),
         "q and k are swapped: c_attn's output is q, then k, then v": attend(k, q, v),
         "q, k and v are taken in the wrong order: c_attn's output is q, then k, then v": attend(q, v, k),
         "c_proj is not applied: the merged heads go through self.c_proj": attend(q, k, v, project=False),
@@ -197,7 +198,7 @@ def test_attention_matches_hf(step, config, ref):
     """The whole layer; if it differs, the first piece that does is named."""
     got, want = layer_output(step, config, ref, "out"), hf_numbers(ref)["out"]
     if got.shape != want.shape:
-        raise CheckFailure(f"attn(x) gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(5)})")
+        raise CheckFailure(f"attn(x) gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(6)})")
     if same(got, want):
         return
     for piece, check in (("split_heads", test_split_heads_matches_hf), ("scores", test_scores_match_hf_before_softmax),
@@ -210,17 +211,17 @@ def test_attention_matches_hf(step, config, ref):
         says = "it has NaN: does every score go through F.softmax before the matmul with v?"
     else:
         says = which(got, known_outputs(ref, hf_numbers(ref)["heads"])) or (
-            "split_heads, scores and merge_heads match HF, so look at how __call__ joins them: "
-            "c_attn, split q/k/v, softmax over the keys (axis=-1), weights @ v, merge, c_proj"
+            "split_heads, scores and merge_heads match HF, so look at attend (softmax over the keys, axis=-1, "
+            f"then weights @ v, {todo(5)}) and at how __call__ joins them: c_attn, split q/k/v, attend, merge, c_proj"
         )
-    raise CheckFailure(f"attn(x) differs from HF: {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(5)})")
+    raise CheckFailure(f"attn(x) differs from HF: {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(6)})")
 
 
 def test_a_position_never_sees_later_ones(step, config, ref):
     """Change only the last position's input: every earlier output must stay as it was."""
     got, later = layer_output(step, config, ref, "out"), layer_output(step, config, ref, "later")
     if got.shape != X.shape or later.shape != X.shape:
-        raise CheckFailure(f"attn(x) gives shape {list(got.shape)}, expected {list(X.shape)} ({todo(5)})")
+        raise CheckFailure(f"attn(x) gives shape {list(got.shape)}, expected {list(X.shape)} ({todo(6)})")
     earlier = slice(0, X.shape[1] - 1)
     if not same(later[:, earlier], got[:, earlier]):
         raise CheckFailure(
@@ -230,7 +231,7 @@ def test_a_position_never_sees_later_ones(step, config, ref):
 
 
 SCALE = "q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)"
-MASK = "s + causal_mask(q.shape[-2], 0, dtype=s.dtype, device=s.device)"
+MASK = "s + causal_mask(q.shape[-2], earlier, dtype=s.dtype, device=s.device)"
 SPLIT = "x = x.reshape([batch, seq, self.n_head, self.head_dim])\n        return x.transpose(1, 2)"
 MUTATIONS = [
     Mutation("missing scale", SCALE, "q @ k.transpose(-1, -2)", "test_scores_match_hf_before_softmax", "Did you scale by sqrt(head_dim)?"),
@@ -240,8 +241,7 @@ MUTATIONS = [
     Mutation("mask missing", MASK, "s", "test_scores_match_hf_before_softmax", "no causal mask"),
     Mutation("mask missing, seen as a leak", MASK, "s", "test_a_position_never_sees_later_ones", "must not see later keys"),
     Mutation("mask off by one", MASK,
-             's + F.band_part(F.broadcast_to(Tensor.constant(float("-inf"), dtype=s.dtype, device=s.device), '
-             "shape=(q.shape[-2], q.shape[-2])), num_lower=None, num_upper=1, exclude=True)",
+             "s + causal_mask(q.shape[-2], earlier + 1, dtype=s.dtype, device=s.device)[:, :-1]",
              "test_scores_match_hf_before_softmax", "off by one: query i also sees key i+1"),
     Mutation("softmax over the wrong axis", "F.softmax(self.scores(q, k), axis=-1)", "F.softmax(self.scores(q, k), axis=-2)", "test_attention_matches_hf", "Softmax runs over the keys, the last axis"),
     Mutation("heads reshaped without the transpose", SPLIT, "return x.reshape([batch, self.n_head, seq, self.head_dim])",
@@ -256,7 +256,8 @@ MUTATIONS = [
     Mutation("merge without the transpose", "x = x.transpose(1, 2)  # [B, T, n_head, head_dim]\n        return",
              "return", "test_merge_heads_undoes_split_heads", "without moving the head axis"),
     Mutation("q and k swapped", "q, k, v = F.split(", "k, q, v = F.split(", "test_attention_matches_hf", "q and k are swapped"),
-    Mutation("c_proj missing", "return self.c_proj(self.merge_heads(weights @ v))", "return self.merge_heads(weights @ v)",
+    Mutation("c_proj missing", "return self.c_proj(self.merge_heads(self.attend(q, k, v)))",
+             "return self.merge_heads(self.attend(q, k, v))",
              "test_attention_matches_hf", "c_proj is not applied"),
     Mutation("c_attn too narrow", "Linear(config.n_embd, 3 * config.n_embd)", "Linear(config.n_embd, config.n_embd)",
              "test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes", "expected [2304, 768]"),

@@ -97,8 +97,8 @@ def test_output_matches_hf_last_hidden_state(step, config, ref):
         tokens = ref.weight("transformer.wte.weight")[IDS]
         positions = ref.weight("transformer.wpe.weight")[: IDS.shape[1]]
         known = {
-            "positions are not added: add self.wpe(positions) for positions 0..T-1": tokens,
-            "the token embeddings are missing: add self.wte(input_ids)": np.broadcast_to(positions, tokens.shape),
+            "positions are not added: add step 06's lookup of positions 0..T-1": tokens,
+            "the token embeddings are missing: add step 05's lookup of input_ids": np.broadcast_to(positions, tokens.shape),
         }
         if not same(first[0], stream[0]):
             says = next((s for s, v in known.items() if resembles(first[0], v)), "expected wte(input_ids) + wpe(positions 0..T-1)")
@@ -125,11 +125,11 @@ def test_output_matches_hf_last_hidden_state(step, config, ref):
 
 
 MUTATIONS = [
-    Mutation("positions not added", "x = self.wte(input_ids) + self.wpe(positions)", "x = self.wte(input_ids)",
+    Mutation("positions not added", "self.h(tokens + positions)", "self.h(tokens)",
              "test_output_matches_hf_last_hidden_state", "positions are not added"),
-    Mutation("final ln_f missing", "return self.ln_f(self.h(x))", "return self.h(x)",
+    Mutation("final ln_f missing", "return self.ln_f(self.h(tokens + positions))", "return self.h(tokens + positions)",
              "test_output_matches_hf_last_hidden_state", "ln_f is missing"),
-    Mutation("only the first block", "return self.ln_f(self.h(x))", "return self.ln_f(self.h[0](x))",
+    Mutation("only the first block", "self.h(tokens + positions)", "self.h[0](tokens + positions)",
              "test_output_matches_hf_last_hidden_state", "h.1 was never called"),
     Mutation("one block repeated", "Sequential(*(GPT2Block(config) for _ in range(config.n_layer)))",
              "Sequential(*[GPT2Block(config)] * config.n_layer)", "test_parts_are_named_as_in_hf", "the same block"),

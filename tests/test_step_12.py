@@ -161,7 +161,7 @@ def test_greedy_generation_matches_hf_generate(step, small):
 MUTATIONS = [
     Mutation("compiled for one fixed shape", '["batch", "seq"]', "[1, 5]",
              "test_compiled_model_takes_any_prompt_length", "symbolic shape"),
-    Mutation("logits of the first position", "hidden[:, -1]", "hidden[:, 0]",
+    Mutation("logits of the first position", "self.model(input_ids)[:, -1]", "self.model(input_ids)[:, 0]",
              "test_greedy_generation_matches_hf_generate", "differs from HF generate"),
     Mutation("no temperature", "logits.astype(np.float64) / temperature", "logits.astype(np.float64)",
              "test_probabilities_match_torch_softmax_with_temperature_and_top_k", "divide the logits by temperature"),

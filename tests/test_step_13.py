@@ -21,21 +21,20 @@ def engines(step, small):
 def greedy(step, small, prompt, new):
     from solutions.solution_12 import Sampling
 
-    run = lambda: [int(t) for t in step.generate_cached(engines(step, small), prompt, new, Sampling(greedy=True), device=checks.device(), n_positions=32)]  # noqa: E731
+    run = lambda: [int(t) for t in step.generate_cached(engines(step, small), prompt, new, Sampling(greedy=True), n_positions=32)]  # noqa: E731
     return call(run, what=f"generate_cached(prompt of {len(prompt)}, {new} new, greedy)")
 
 
 def test_decode_logits_equal_a_full_forward_at_every_position(step, small):
-    prefill, decode = engines(step, small)
+    run = engines(step, small)
     ids = PROMPT + FEED
     want = small.compute(lambda hf, ids: hf(ids).logits[0], np.array([ids]))  # [T, vocab]: every position at once
-    device, on = checks.device(), step.on
-    logits, *cache = call(prefill.execute, on(device, [PROMPT]), on(device, np.arange(len(PROMPT))), what="prefill")
-    close(logits.to_numpy()[0], want[len(PROMPT) - 1], f"logits after the {len(PROMPT)}-token prefill", axes=("token",),
+    logits, cache = call(run.prefill, PROMPT, what="prefill")
+    close(logits, want[len(PROMPT) - 1], f"logits after the {len(PROMPT)}-token prefill", axes=("token",),
           hint=f"the prefill is a plain forward that also returns each block's keys and values ({todo(2)})")
     for n, token in enumerate(FEED, start=len(PROMPT)):
-        logits, *cache = call(decode.execute, on(device, [[token]]), on(device, [n]), *cache, what=f"decode at position {n}")
-        close(logits.to_numpy()[0], want[n], f"decoded logits of position {n} ({n} tokens cached)", axes=("token",),
+        logits, cache = call(run.decode, token, n, cache, what=f"decode at position {n}")
+        close(logits, want[n], f"decoded logits of position {n} ({n} tokens cached)", axes=("token",),
               hint=f"the new key and value go after the cached ones ({todo(1)}), and each block gets its own cache ({todo(2)})")
         if int(cache[0].shape[2]) != n + 1:
             raise CheckFailure(f"after position {n} the cache holds {int(cache[0].shape[2])} positions, expected {n + 1} ({todo(1)})")
@@ -50,29 +49,33 @@ def test_greedy_tokens_equal_hf_generate(step, small):
                            f"expected {want[first:first + 3]}... (after the prefill, decode only the new token at its position, {todo(3)})")
 
 
-class FakeEngine:
+class FakeEngines:
     """Records what the loop feeds it; its logits favour token 3 * (last position) + 1."""
 
-    def __init__(self, calls: list, vocab: int = 50):
-        self.calls, self.vocab = calls, vocab
+    def __init__(self, vocab: int = 50):
+        self.calls, self.vocab = [], vocab
 
-    def execute(self, ids, positions, *cache):
-        from max import driver
+    def logits(self, position: int) -> np.ndarray:
+        out = np.zeros(self.vocab, np.float32)
+        out[(3 * position + 1) % self.vocab] = 1.0
+        return out
 
-        ids, positions = ids.to_numpy().tolist(), positions.to_numpy().tolist()
-        self.calls.append((ids, positions, len(cache)))
-        logits = np.zeros((1, self.vocab), np.float32)
-        logits[0, (3 * positions[-1] + 1) % self.vocab] = 1.0
-        return (driver.Tensor.from_numpy(logits), *[driver.Tensor.from_numpy(np.zeros(1, np.float32))] * 4)
+    def prefill(self, prompt):
+        self.calls.append(([list(prompt)], list(range(len(prompt))), 0))
+        return self.logits(len(prompt) - 1), ["cache"] * 4
+
+    def decode(self, token, position, cache):
+        self.calls.append(([[int(token)]], [int(position)], len(cache)))
+        return self.logits(int(position)), ["cache"] * 4
 
 
 def test_after_the_prefill_each_token_is_fed_alone_at_its_position(step):
     from solutions.solution_12 import Sampling
 
-    calls = []
-    engines = (FakeEngine(calls), FakeEngine(calls))
-    got = call(lambda: [int(t) for t in step.generate_cached(engines, PROMPT, 4, Sampling(greedy=True), device=checks.device(), n_positions=32)],
+    engines = FakeEngines()
+    got = call(lambda: [int(t) for t in step.generate_cached(engines, PROMPT, 4, Sampling(greedy=True), n_positions=32)],
                what="generate_cached(fake engines, 4 new)")
+    calls = engines.calls
     want = [([PROMPT], [0, 1, 2, 3], 0)] + [([[3 * n + 1]], [n + 1], 4) for n in range(3, 6)]
     for i, (have, expect) in enumerate(zip(calls, want)):
         if have != expect:
@@ -105,10 +108,13 @@ def test_cache_never_outgrows_n_positions(step, small):
 
 
 MUTATIONS = [
-    Mutation("cache not extended", "k = F.concat([past_k, k], axis=2)  # [B, n_head, P + 1, head_dim]\n        v = F.concat([past_v, v], axis=2)",
+    Mutation("cache not extended", "k = F.concat([past_k, k], axis=2)  # [B, n_head, P + T, head_dim]\n            v = F.concat([past_v, v], axis=2)",
              "pass", "test_decode_logits_equal_a_full_forward_at_every_position", "decoded logits of position 4"),
-    Mutation("every block reads block 0's cache", "past[2 * i], past[2 * i + 1]", "past[0], past[1]", "test_decode_logits_equal_a_full_forward_at_every_position", "decoded logits of position 4"),
-    Mutation("position not advanced", "on(device, [n])", "on(device, [len(prompt)])", "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 2 got ids"),
-    Mutation("whole text fed again", "decode.execute(on(device, [[token]]), on(device, [n]), *cache)",
-             "prefill.execute(on(device, [prompt + [token]]), on(device, np.arange(n + 1)))", "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 1 got ids"),
+    Mutation("every block reads block 0's cache", "(cache[2 * i], cache[2 * i + 1])", "(cache[0], cache[1])",
+             "test_decode_logits_equal_a_full_forward_at_every_position", "decoded logits of position 4"),
+    Mutation("position not advanced", "engines.decode(token, n, cache)", "engines.decode(token, len(prompt), cache)",
+             "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 2 got ids"),
+    Mutation("whole text fed again", "logits, cache = engines.decode(token, n, cache)",
+             "logits, cache = engines.prefill(prompt + [token])",
+             "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "decode step 1 got ids"),
 ]

@@ -173,8 +173,12 @@ def to_device(model, device) -> None:
         model.apply_to_parameters(lambda _, t: Tensor(storage=t.storage.to(device)))
 
 
-def build(source: Source, config: dict, path: Path, device):
-    """(step 12's module, the compiled model, load seconds, compile seconds)."""
+def build(source: Source, config: dict, path: Path, device, cache: bool | None = None):
+    """(step 12's module, the loop, load seconds, compile seconds).
+
+    `loop(ids, max_new_tokens, sampling, eos_id)` yields new token ids. `cache`: True for step 13's
+    KV-cache loop, False for step 12's full forward per token, None for step 13 once it is done.
+    """
     from tutorial import fastmax
 
     fastmax.prepare()
@@ -182,7 +186,7 @@ def build(source: Source, config: dict, path: Path, device):
         step12 = source.load(12, chain=True)  # every solutions.solution_NN import now reads `source`
     except StepError as error:
         raise Stop(str(error), 1) from None
-    cached = use_cache(source)
+    cached = use_cache(source) if cache is None else cache
     step13 = source.load(13, chain=True) if cached else None
     step01 = importlib.import_module("solutions.solution_01")
     step11 = importlib.import_module("solutions.solution_11")
@@ -198,7 +202,7 @@ def build(source: Source, config: dict, path: Path, device):
     if step13:  # the KV cache: a prefill graph and a one-token decode graph
         engines = step13.compile_cached(model, device)
         loop = lambda ids, new, sampling, eos: step13.generate_cached(  # noqa: E731
-            engines, ids, new, sampling, device=device, n_positions=config["n_positions"], eos_id=eos)
+            engines, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos)
     else:  # step 12's loop: a full forward over the whole text per token
         compiled = step12.compile_model(model, device)
         loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731
