@@ -5,6 +5,7 @@ step's checks on it as `--use DIR`, and asserts the one-line report. The
 file itself must come out of the run unchanged.
 """
 
+import ast
 import hashlib
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import sys
 import pytest
 
 from tutorial.course import ROOT, solution_path
+from tutorial.runner import run_step
 
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
 CASES = {
@@ -24,7 +26,7 @@ CASES = {
     "wrong values": (GOOD, "return self.wte(input_ids) * 2", "token embeddings differs from HF: max |Δ|"),
     "index out of range": (GOOD, "return self.wte(input_ids + 60000)", "an index outside its table"),
     "exception in learner code": (GOOD, "return self.wte(input_ids).reshape([3, 3])", "step_05.py:27: ValueError"),
-    "endless loop": (GOOD, "while True:\n            pass", "timed out after 5 s. That is not a wrong answer"),
+    "endless loop": (GOOD, "while True:\n            pass", "timed out after 5 s, stopped at"),
     "sys.exit at import": ("class GPT2Embeddings", "import sys\nsys.exit(3)\n\n\nclass GPT2Embeddings", "the code called sys.exit(3)"),
 }
 
@@ -48,3 +50,58 @@ def test_mistake_is_reported_in_one_line(case, tmp_path):
     assert failures and any(says in line for line in failures), f"{case}: expected {says!r} in:\n{out[-1500:]}"
     assert "Traceback" not in out, f"{case}: a traceback reached the learner:\n{out[-1500:]}"
     assert hashlib.sha256(learner.read_bytes()).hexdigest() == before, f"{case}: the check modified the learner's file"
+
+
+def without(text: str, name: str) -> str:
+    """text with the top-level def or class `name` deleted, decorators included."""
+    node = next(n for n in ast.parse(text).body if getattr(n, "name", None) == name)
+    lines = text.splitlines(keepends=True)
+    first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+    return "".join(lines[: first - 1] + lines[node.end_lineno:])
+
+
+def renamed_class() -> str:
+    return solution_path(6).read_text().replace("class GPT2PositionEmbeddings", "class PositionEmbeddings")
+
+
+# a check needs a name the file lacks: (step, the file's text, what its one line must say)
+NEEDS_THE_CLASS = "`class GPT2PositionEmbeddings` at line "
+MISSING = {
+    "renamed class": (6, renamed_class,
+                      ["does not define GPT2PositionEmbeddings (found: PositionEmbeddings)", NEEDS_THE_CLASS]),
+    "deleted function": (2, lambda: without(solution_path(2).read_text(), "causal_mask"),
+                         ["does not define causal_mask (it defines no class or function)",
+                          "`def causal_mask` at line "]),
+    "another step's code": (6, solution_path(5).read_text,
+                            ["does not define GPT2PositionEmbeddings (found: GPT2Embeddings)", NEEDS_THE_CLASS]),
+}
+
+
+@pytest.mark.parametrize("case", MISSING)
+def test_missing_name_is_reported_once_in_the_learners_terms(case, tmp_path):
+    n, text, says = MISSING[case]
+    learner = tmp_path / f"step_{n:02d}.py"
+    learner.write_text(text())
+    before = hashlib.sha256(learner.read_bytes()).hexdigest()
+    run = subprocess.run([sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
+    assert run.returncode == 1, f"{case}: exit {run.returncode}, expected 1:\n{out[-1500:]}"
+    # every check needs the name: one line for the cause, naming the checks it blocked
+    assert len(failures) == 1 and " checks (" in failures[0], f"{case}: expected one collapsed line:\n{out[-1500:]}"
+    for piece in [f"{learner} does not define", "the checks and later steps import it by that name", *says]:
+        assert piece in failures[0], f"{case}: expected {piece!r} in:\n{failures[0]}"
+    assert "checked_step" not in out, f"{case}: the harness's module name reached the learner:\n{out[-1500:]}"
+    assert "Traceback" not in out, f"{case}: a traceback reached the learner:\n{out[-1500:]}"
+    assert hashlib.sha256(learner.read_bytes()).hexdigest() == before, f"{case}: the check modified the learner's file"
+
+
+def test_missing_name_reaches_grade_progress_and_watch(tmp_path):
+    """They all read each check's line through tutorial/runner.py."""
+    n, text, says = MISSING["renamed class"]
+    (tmp_path / f"step_{n:02d}.py").write_text(text())
+    run = run_step(n, str(tmp_path))
+    assert run.status == "failed" and run.checks, f"{run.status}: {run.message}"
+    assert says[0] in run.message and "checked_step" not in run.message, run.message
+    assert all(c.status == "failed" and says[0] in c.message for c in run.checks), [c.message for c in run.checks]

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ast
+import difflib
 import re
 import traceback
+from functools import cache
 from pathlib import Path
 
-from tutorial.course import ROOT
-from tutorial.todos import block_at
+from tutorial.course import ROOT, solution_path, stub_path
+from tutorial.todos import block_at, blocks
 
 
 class StepError(Exception):
     """A learner-facing failure; its message is the whole report."""
+
+
+class MissingName(StepError, AttributeError):
+    """A name the checks need that the learner's file does not define (see missing_name). Also an
+    AttributeError, so that getattr(step, name, default) and hasattr keep their meaning."""
 
 
 # Known mistakes in imports, with the fix a reviewer would suggest.
@@ -112,3 +120,61 @@ def describe(error: BaseException) -> str:
     if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return f"{name}: {text}: a TODO still returns or holds None"
     return f"{name}: {text}" if text else name
+
+
+def definitions(text: str) -> dict[str, tuple[str, int]]:
+    """The top-level names a file defines itself, imports left out: {name: ("class NAME", line)}."""
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef):
+            found[node.name] = f"class {node.name}", node.lineno
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = f"def {node.name}", node.lineno  # the def line, below any decorator
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    found[target.id] = f"{target.id} =", node.lineno
+    return found
+
+
+@cache
+def course_texts(n: int) -> tuple[tuple[str, str], ...]:
+    """("stub" | "solution", text) of step n as the course wrote it, best first. steps/step_NN.py may be
+    the learner's own file, the very one that lost the name, so git's committed stub comes first."""
+    from tutorial.reset import committed_stub  # reset imports runner, which imports this module
+
+    texts = [("stub", stub[0])] if (stub := committed_stub(n)) and stub[0] else []  # None: no git history
+    for label, path in (("stub", stub_path(n)), ("solution", solution_path(n))):
+        if path.exists():
+            texts.append((label, path.read_text()))
+    return tuple(texts)
+
+
+def course_place(n: int, name: str) -> str:
+    """Where the course defines `name` in step n: "the course's stub has `class X` in TODO 2 (line 30)"."""
+    for label, text in course_texts(n):
+        try:
+            what, line = definitions(text).get(name, ("", 0))
+        except SyntaxError:  # steps/step_NN.py, half edited
+            continue
+        if what:
+            todo = next((t for t, (first, last) in blocks(text).items() if first <= line <= last), None)
+            where = f"in TODO {todo} (line {line})" if todo else f"at line {line}"
+            return f"the course's {label} has `{what}` {where}"
+    return ""
+
+
+def missing_name(path: Path, n: int, name: str) -> str:
+    """One line for a check that needs `name` from step n's file, which does not define it: what the file
+    has instead, and where the course defines it. Said in the file's own terms, not the harness's module."""
+    try:
+        have = definitions(Path(path).read_text())
+    except (OSError, SyntaxError, ValueError):
+        have = {}
+    public = [d for d in have if not d.startswith("_")]
+    # a rename shows up as a close match; otherwise what the file does define (another step's code?)
+    listed = difflib.get_close_matches(name, public, n=3) or [d for d in public if not have[d][0].endswith("=")][:5]
+    found = f"found: {', '.join(listed)}" if listed else "it defines no class or function"
+    place = course_place(n, name)
+    return (f"{shown(path)} does not define {name} ({found}), and the checks and later steps import it by that name"
+            + (f": {place}" if place else ""))

@@ -1,11 +1,13 @@
 """`pixi run grade DIR`: grade a submission, a directory of step_NN.py files (any subset).
 
 Each step runs the learner's own check, `python -m pytest tests/test_step_NN.py
---use DIR`, in its own subprocess with a time and a memory limit
-(tutorial/grading.toml, or --timeout/--memory), and with the reference
-solutions for the earlier steps it imports. A crash, hang, sys.exit or
-memory blow-up costs that step only; checks that finished before it keep
-their points. Points per check come from tutorial/grading.toml.
+--use DIR`, in its own subprocess with a time and a memory limit and a short
+limit on importing the step file (tutorial/grading.toml, or --timeout/--memory/
+--import-timeout), and with the reference solutions for the earlier steps it
+imports. A crash, hang, sys.exit or memory blow-up costs that step only; checks
+that finished before it keep their points; the first check that times out ends
+its step's run. Points per check come from tutorial/grading.toml. SIGTERM or
+Ctrl-C stops the step processes too.
 
 The grader never writes into DIR (no bytecode, no pytest cache; it checks).
 Reports: a table here, JSON and JUnit XML (default .progress/grades/<DIR name>.*).
@@ -16,20 +18,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from contextlib import ExitStack
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from tutorial.course import TITLES, built
-from tutorial.runner import SETTINGS, STATE, StepRun, run_step, showing
+from tutorial.course import ROOT, TITLES, built, test_path
+from tutorial.runner import SETTINGS, STATE, StepRun, run_step, showing, stop_on_signals
 
 LOOK = {"passed": "green", "failed": "red", "out of memory": "magenta", "crashed": "magenta",
-        "timed out": "magenta", "error": "magenta"}
+        "timed out": "magenta", "error": "magenta", "not submitted": "dim"}
 
 
 def weight(n: int, check: str) -> float:
@@ -82,33 +89,47 @@ def junit(report: dict) -> ET.ElementTree:
     return ET.ElementTree(suites)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run grade", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submission", type=Path, help="a directory of step_NN.py files")
-    parser.add_argument("--json", type=Path, help="where to write the JSON report")
-    parser.add_argument("--junit", type=Path, help="where to write the JUnit XML report")
-    parser.add_argument("--timeout", type=float, default=SETTINGS["limits"]["seconds"], help="seconds per step")
-    parser.add_argument("--memory", type=float, default=SETTINGS["limits"]["memory_gib"],
-                        help="address space per step, GiB (0: no limit)")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    args = parser.parse_args(argv)
-    console, folder = Console(), args.submission.resolve()
-    if not folder.is_dir():
-        parser.error(f"{args.submission} is not a directory")
-    steps = [n for n in built() if (folder / f"step_{n:02d}.py").exists()]
-    if not steps:
-        parser.error(f"{args.submission} has no step_NN.py file for a step of the course ({built()})")
-    out = {"json": args.json or STATE / "grades" / f"{folder.name}.json",
-           "junit": args.junit or STATE / "grades" / f"{folder.name}.xml"}
-    if inside := [str(p) for p in out.values() if p.resolve().is_relative_to(folder)]:
-        parser.error(f"the grader never writes into the submission: {inside[0]} is inside it")
+@dataclass(frozen=True)
+class Limits:
+    """What a grade depends on besides the files: part of a report, and of grade-class's cache key."""
+    seconds: float = SETTINGS["limits"]["seconds"]
+    memory_gib: float = SETTINGS["limits"]["memory_gib"]
+    import_seconds: float = SETTINGS["limits"]["import_seconds"]
+    device: str = "cpu"
 
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """--timeout, --memory, --import-timeout and --device, defaults from tutorial/grading.toml."""
+    parser.add_argument("--timeout", type=float, default=Limits.seconds, help="seconds per step")
+    parser.add_argument("--memory", type=float, default=Limits.memory_gib,
+                        help="address space per step, GiB (0: no limit)")
+    parser.add_argument("--import-timeout", type=float, default=Limits.import_seconds,
+                        help="seconds a step file may take to import")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+
+
+def limits(args: argparse.Namespace) -> Limits:
+    return Limits(args.timeout, args.memory, args.import_timeout, args.device)
+
+
+def submitted(folder: Path) -> list[int]:
+    return [n for n in built() if (folder / f"step_{n:02d}.py").exists()]
+
+
+def steps_folder(folder: Path) -> Path:
+    """Where a submission's step files are: the folder itself, or the steps/ of a copy of the course repo."""
+    return folder / "steps" if not submitted(folder) and submitted(folder / "steps") else folder
+
+
+def grade(folder: Path, limit: Limits, on_step=None, on_check=None) -> dict:
+    """Grade every submitted step of `folder`; the report as written to JSON. on_step(n, i, count) hears
+    each step start, on_check(name) each check (progress display)."""
+    steps = submitted(folder)
     before, start, runs = snapshot(folder), time.monotonic(), []
     for i, n in enumerate(steps, 1):
-        with showing(console, f"grading step {n:02d} · {TITLES[n]} ({i} of {len(steps)})") as on_check:
-            runs.append(run_step(n, str(folder), seconds=args.timeout, memory_gib=args.memory,
-                                 device=args.device, on_check=on_check))
+        check_hook = on_step(n, i, len(steps)) if on_step else on_check
+        runs.append(run_step(n, str(folder), seconds=limit.seconds, memory_gib=limit.memory_gib,
+                             import_seconds=limit.import_seconds, device=limit.device, on_check=check_hook))
     changed = sorted(set(snapshot(folder).items()) ^ set(before.items()))
     session = next((r.session for r in runs if r.session), {})
     report = {
@@ -116,18 +137,77 @@ def main(argv=None) -> int:
         "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.monotonic() - start, 2),
         "max_version": session.get("max", version("max")),
-        "device": args.device,
+        "device": limit.device,
         "tolerance": session.get("tolerance"),
         "reference": session.get("reference"),
         "earlier_steps": "each step imports the reference solutions (solutions/solution_NN.py) of earlier steps",
-        "limits": {"seconds": args.timeout, "memory_gib": args.memory},
+        "limits": {"seconds": limit.seconds, "memory_gib": limit.memory_gib, "import_seconds": limit.import_seconds},
         "steps": [scored(run, folder) for run in runs],
         "not_submitted": [n for n in built() if n not in steps],
         "submission_changed": [name for name, _ in changed],
     }
     report["points"] = sum(s["points"] for s in report["steps"])
     report["max_points"] = sum(s["max_points"] for s in report["steps"])
-    report["passed"] = all(s["status"] == "passed" for s in report["steps"]) and not changed
+    report["passed"] = bool(steps) and all(s["status"] == "passed" for s in report["steps"]) and not changed
+    return report
+
+
+def write_reports(report: dict, json_path: Path, junit_path: Path) -> None:
+    for path in (json_path, junit_path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    junit(report).write(junit_path, encoding="utf-8", xml_declaration=True)
+
+
+def course_checks() -> dict[int, list[str]]:
+    """Every check of every step, as named in its file ("test_default_matches_hf[n_embd]"), by collecting
+    the course's tests (~3 s): the full points of a step are its checks' weights, whatever was submitted."""
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider",
+               *(str(test_path(n).relative_to(ROOT)) for n in built())]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    found: dict[int, list[str]] = {n: [] for n in built()}
+    for line in out.stdout.splitlines():  # pytest.ini's -q: one "tests/test_step_NN.py::test_x[case]" a line
+        if (m := re.fullmatch(r"tests/test_step_(\d\d)\.py::(\S+)", line.strip())) and int(m[1]) in found:
+            found[int(m[1])].append(m[2])
+    if out.returncode or not all(found.values()):
+        raise RuntimeError(f"collecting the course's checks failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return found
+
+
+def full_points(checks: dict[int, list[str]]) -> dict[int, float]:
+    """Points a step is worth when every check passes (tutorial/grading.toml's weights)."""
+    return {n: sum(weight(n, c) for c in ids) for n, ids in checks.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pixi run grade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submission", type=Path, help="a directory of step_NN.py files")
+    parser.add_argument("--json", type=Path, help="where to write the JSON report")
+    parser.add_argument("--junit", type=Path, help="where to write the JUnit XML report")
+    add_limit_options(parser)
+    args = parser.parse_args(argv)
+    console, folder = Console(), args.submission.resolve()
+    if not folder.is_dir():
+        parser.error(f"{args.submission} is not a directory")
+    steps = submitted(folder)
+    if not steps:
+        parser.error(f"{args.submission} has no step_NN.py file for a step of the course ({built()})")
+    out = {"json": args.json or STATE / "grades" / f"{folder.name}.json",
+           "junit": args.junit or STATE / "grades" / f"{folder.name}.xml"}
+    if inside := [str(p) for p in out.values() if p.resolve().is_relative_to(folder)]:
+        parser.error(f"the grader never writes into the submission: {inside[0]} is inside it")
+
+    stop_on_signals()  # SIGTERM or Ctrl-C: the step processes (their own sessions) die with the grader
+    stack = ExitStack()
+
+    def on_step(n, i, count):
+        stack.close()  # the previous step's status line
+        return stack.enter_context(showing(console, f"grading step {n:02d} · {TITLES[n]} ({i} of {count})"))
+
+    with stack:
+        report = grade(folder, limits(args), on_step=on_step)
 
     table = Table("step", "title", "status", "points", "time", title=f"Grade of {folder}")
     table.add_column("first problem", overflow="fold")
@@ -138,12 +218,9 @@ def main(argv=None) -> int:
     console.print(f"Total: {report['points']:g}/{report['max_points']:g} points · "
                   f"{sum(s['status'] == 'passed' for s in report['steps'])} of {len(steps)} steps pass · "
                   f"MAX {report['max_version']} · {args.device} · reference: {report['reference']}", highlight=False)
-    if changed:
+    if report["submission_changed"]:
         console.print(f"[red]The submission changed while it was graded: {', '.join(report['submission_changed'])}")
-    for path in out.values():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    out["json"].write_text(json.dumps(report, indent=2) + "\n")
-    junit(report).write(out["junit"], encoding="utf-8", xml_declaration=True)
+    write_reports(report, out["json"], out["junit"])
     console.print(f"Reports: {out['json']} (JSON), {out['junit']} (JUnit XML)", highlight=False)
     return 0 if report["passed"] else 1
 

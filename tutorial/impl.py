@@ -15,12 +15,17 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import re
+import signal
 import sys
+import threading
+import time
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 from tutorial.course import solution_path, stub_path
-from tutorial.explain import StepError, explain, shown
+from tutorial.explain import MissingName, StepError, explain, missing_name, shown
 
 
 class Source:
@@ -40,8 +45,9 @@ class Source:
         """The path as a learner would type it."""
         return shown(self.path(n))
 
-    def load(self, n: int, *, chain: bool = False) -> ModuleType:
-        """Import step n from this source; a StepError says in one line why it failed."""
+    def load(self, n: int, *, chain: bool = False, seconds: float | None = None) -> ModuleType:
+        """Import step n from this source; a StepError says in one line why it failed. With `seconds`,
+        an import still running after that long (a top-level endless loop) raises ImportTimedOut."""
         path = self.path(n)
         if not path.exists():
             raise StepError(f"{self.shown(n)} does not exist")
@@ -54,10 +60,18 @@ class Source:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         try:
-            spec.loader.exec_module(module)
+            with _time_limit(seconds):
+                spec.loader.exec_module(module)
+        except _Alarm as error:
+            del sys.modules[name]
+            lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
+            at = f"; it was at {self.shown(n)}:{lines[-1]} when stopped" if lines else ""
+            raise ImportTimedOut(f"your file did not finish importing in {seconds:g} s "
+                                 f"(an endless loop at top level?){at}") from error
         except BaseException as error:  # a learner's file may raise anything, even SystemExit
             del sys.modules[name]
             raise StepError(explain(error, path)) from error
+        module.__class__ = _Checked  # same module object (tests cache by id), with one-line missing names
         return module
 
     def _redirect_solutions(self) -> None:
@@ -67,6 +81,55 @@ class Source:
         if stale:
             raise RuntimeError(f"chain=True after {stale[0]} was imported: call it first")
         sys.meta_path.insert(0, _Redirect(self))
+
+
+class ImportTimedOut(StepError):
+    """The learner's file was still importing at the limit: the check harness ends the run on it."""
+
+
+class _Alarm(BaseException):  # not an Exception: a learner's `except Exception` must not swallow it
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float | None):
+    """SIGALRM after `seconds`, on the main thread only (signals go there). pytest-timeout's signal
+    method runs its own SIGALRM timer around each check: it is paused here and re-armed with what is
+    left of it, and if it is the earlier of the two its own handler runs at its time."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    start, outer_handler = time.monotonic(), signal.getsignal(signal.SIGALRM)
+    outer_left, outer_fired = signal.getitimer(signal.ITIMER_REAL)[0], []
+
+    def on_alarm(signum, frame):
+        elapsed = time.monotonic() - start
+        if outer_left and elapsed < seconds and callable(outer_handler):
+            outer_fired.append(True)
+            signal.setitimer(signal.ITIMER_REAL, seconds - elapsed)  # ours still runs after it
+            outer_handler(signum, frame)  # pytest-timeout: raises its own failure
+            return
+        raise _Alarm
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, outer_left) if outer_left else seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, outer_handler)
+        if outer_left and not outer_fired:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - start), 0.001))
+
+
+class _Checked(ModuleType):
+    """A loaded step file. A name it lacks (a class renamed, a function deleted, another step's code)
+    fails as one line in the learner's terms, not as an AttributeError on the harness's module name."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # Python's and tools' own probes (__path__, __wrapped__ ...)
+            raise AttributeError(name)
+        raise MissingName(missing_name(Path(self.__file__), int(self.__name__[-2:]), name))
 
 
 class _Redirect(importlib.abc.MetaPathFinder):

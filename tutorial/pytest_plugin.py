@@ -4,10 +4,15 @@ Options (see README):
   --use steps|solutions|DIR   what to check: your steps/ (default), the reference
                               solutions/, or a directory of step_NN.py files
   --device cpu|gpu            where MAX runs the checks (default cpu)
+  --import-timeout S          seconds the step file may take to import (tutorial/grading.toml)
+
+The first check that times out (pytest-timeout, or the import limit) ends the run: a hang in one
+check is almost always a hang in every check, and each would wait out its own limit.
 """
 
 import re
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -19,15 +24,18 @@ fastmax.prepare()  # before anything imports MAX: saves ~6 s per run
 from tutorial import checks  # noqa: E402
 from tutorial.checks import CheckFailure  # noqa: E402
 from tutorial.course import TITLES, next_step  # noqa: E402
-from tutorial.explain import StepError, explain  # noqa: E402
-from tutorial.impl import Source  # noqa: E402
+from tutorial.explain import StepError, explain, shown  # noqa: E402
+from tutorial.impl import ImportTimedOut, Source  # noqa: E402
 from tutorial.reference import SMALL, Reference, reference  # noqa: E402
+from tutorial.runner import SETTINGS  # noqa: E402
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("gpt2 tutorial")
     group.addoption("--use", default="steps", help="steps (yours), solutions, or a directory of step_NN.py files")
     group.addoption("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
+    group.addoption("--import-timeout", type=float, default=SETTINGS["limits"]["import_seconds"],
+                    help="seconds the step file may take to import (default: tutorial/grading.toml)")
 
 
 def step_number(path) -> int | None:
@@ -85,7 +93,9 @@ def step(request, source):
     n = step_number(request.path)
     checks.LEARNER_FILE = source.path(n)
     try:
-        return source.load(n)
+        return source.load(n, seconds=request.config.getoption("--import-timeout"))
+    except ImportTimedOut:
+        raise  # the report hook ends the run on it
     except StepError as error:
         raise CheckFailure(str(error)) from None
 
@@ -112,20 +122,51 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed and call.excinfo is not None:
         error = call.excinfo.value
-        if isinstance(error, (CheckFailure, StepError)):
-            report.one_line = str(error)
-        elif (timeout := next((e for e in (error, error.__cause__) if isinstance(e, pytest.fail.Exception)), None)) and (
-            limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))  # also mid-compile, inside MAX
-        ):
+        # pytest-timeout's failure, maybe wrapped: as the cause of a CheckFailure, or inside an import's StepError
+        timeout = next((e for e in chain(error) if isinstance(e, pytest.fail.Exception)), None)
+        if timeout and (limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))):
+            # also mid-compile, inside MAX; the signal method raised inside the code that was running
             report.one_line = (
-                f"timed out after {float(limit[1]):g} s. That is not a wrong answer: look for an endless "
-                "loop or very slow code; a first run on a cold MAX cache can also take minutes, so run it again"
+                f"timed out after {float(limit[1]):g} s{stopped_at(timeout)}. That is not a wrong answer: look for an "
+                "endless loop or very slow code; a first run on a cold MAX cache can also take minutes, so run it again"
             )
+            report.timed_out = True
+        elif isinstance(error, ImportTimedOut):
+            report.one_line, report.timed_out = str(error), True
+        elif isinstance(error, (CheckFailure, StepError)):
+            report.one_line = str(error)
         elif checks.LEARNER_FILE is not None:
             report.one_line = explain(error, checks.LEARNER_FILE)
         else:
             report.one_line = f"{type(error).__name__}: {error}"
+        # A step's run (`pixi run sNN`, the grader) stops at its first time-out: pytest stops before the next
+        # check. A session of many files (the course's suite) goes on to the other steps.
+        if getattr(report, "timed_out", False) and len({i.path for i in item.session.items}) == 1:
+            left = len(item.session.items) - item.session.items.index(item) - 1
+            item.session.shouldfail = (f"'{check_name(report)}' timed out: the run stops here"
+                                       + (f", {left} later checks not run" if left else ""))
     return report
+
+
+def chain(error: BaseException | None):
+    """The error, then what it was raised from or during."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def stopped_at(error: BaseException) -> str:
+    """", at steps/step_05.py:42 (`while True:`)": the innermost frame in the learner's file."""
+    if checks.LEARNER_FILE is None:
+        return ""
+    mine = Path(checks.LEARNER_FILE).resolve()
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == mine]
+    if not frames:
+        return ""  # stopped outside the learner's code (a MAX compile, the reference)
+    code = f" (`{frames[-1].line}`)" if frames[-1].line else ""
+    return f", stopped at {shown(mine)}:{frames[-1].lineno}{code}"
 
 
 def check_name(report) -> str:
@@ -138,10 +179,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not failed:
         return
     terminalreporter.write_line("")
+    # one line per cause: a file that lacks a class fails every check with the same line, so say it once
+    # and name the checks it blocked
+    causes: dict[tuple[str, str], list[str]] = {}
     for report in failed:
         file = Path(report.nodeid.split("::")[0]).name
         message = getattr(report, "one_line", None) or str(report.longrepr).strip().splitlines()[-1]
-        terminalreporter.write_line(f"✗ {file} · {check_name(report)}: {message}")
+        names = causes.setdefault((file, message), [])
+        if check_name(report) not in names:
+            names.append(check_name(report))
+    for (file, message), names in causes.items():
+        blocked = names[0] if len(names) == 1 else f"{len(names)} checks ({', '.join(names)})"
+        terminalreporter.write_line(f"✗ {file} · {blocked}: {message}")
 
 
 def pytest_unconfigure(config):

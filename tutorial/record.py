@@ -56,6 +56,8 @@ def pytest_runtest_logreport(report):
             result["message"] = report.longrepr[2]
         else:
             result["message"] = getattr(report, "one_line", None) or (str(report.longrepr).strip().splitlines() or [""])[-1]
+        if getattr(report, "timed_out", False):  # tutorial.pytest_plugin stopped the run on it
+            result["timed_out"] = True
 
 
 def pytest_runtest_logfinish(nodeid, location):

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from contextlib import contextmanager, suppress
@@ -78,39 +79,86 @@ def pytest_command(n: int, use: str = "steps", device: str = "cpu") -> list[str]
     return [sys.executable, "-m", "pytest", str(test_path(n).relative_to(ROOT)), "--use", str(use), "--device", device]
 
 
+# Every step process running now, by process group: each runs in its own session (so a timeout can
+# kill pytest and all it started), which also means a signal to the grader never reaches them.
+_RUNNING: dict[int, subprocess.Popen] = {}
+_LOCK = threading.RLock()  # reentrant: stop_on_signals' handler may interrupt a holder on the main thread
+STOPPING = threading.Event()  # set by stop_all: no new step process starts after it
+
+
+class Stopped(Exception):
+    """The grader is being stopped (stop_all): this step's result is not a grade."""
+
+
+def stop_all() -> None:
+    """Kill every step process group this process started; threads running run_step raise Stopped."""
+    with _LOCK:
+        STOPPING.set()
+        groups = list(_RUNNING)
+    for group in groups:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and Ctrl-C (SIGINT) kill the step processes first, then end the grader (128 + signal)."""
+    def handler(signum, frame):
+        stop_all()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
 def run_step(n: int, use: str = "steps", *, seconds: float | None = None, memory_gib: float | None = None,
-             device: str = "cpu", on_check=None) -> StepRun:
+             import_seconds: float | None = None, device: str = "cpu", on_check=None) -> StepRun:
     """`python -m pytest tests/test_step_NN.py --use USE`, limited; on_check(name) hears each check start."""
     seconds = SETTINGS["limits"]["seconds"] if seconds is None else seconds
     memory_gib = SETTINGS["limits"]["memory_gib"] if memory_gib is None else memory_gib
     command = pytest_command(n, use, device) + ["-p", "tutorial.record", "-p", "no:cacheprovider"]
+    if import_seconds is not None:
+        command += ["--import-timeout", f"{import_seconds:g}"]
     with tempfile.TemporaryDirectory(prefix="tutorial-run-") as tmp:
         record, output = Path(tmp, "record.jsonl"), Path(tmp, "output.txt")
         env = {**os.environ, "TUTORIAL_RECORD": str(record), "PYTHONDONTWRITEBYTECODE": "1"}
         start, timed_out, announced = time.monotonic(), False, None
-        with output.open("w") as out:
-            process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       preexec_fn=partial(_limit, memory_gib))
-            try:
-                while process.poll() is None:
-                    time.sleep(0.2)
-                    running = _running(_events(record))
-                    if on_check and running != announced and running:
-                        on_check(Check(running, "running").name)
-                        announced = running
-                    if time.monotonic() - start > seconds:
-                        _stop(process)
-                        timed_out = True
-            except BaseException:  # Ctrl-C: its own session gets no SIGINT, so stop it here
+        process = None
+        try:
+            with output.open("w") as out, _LOCK:
+                if STOPPING.is_set():
+                    raise Stopped
+                process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True,
+                                           preexec_fn=partial(_limit, memory_gib))
+                _RUNNING[process.pid] = process  # its pid is its process group's id
+            while process.poll() is None:
+                time.sleep(0.2)
+                running = _running(_events(record))
+                if on_check and running != announced and running:
+                    on_check(Check(running, "running").name)
+                    announced = running
+                if time.monotonic() - start > seconds:
+                    _stop(process)
+                    timed_out = True
+        except BaseException:  # Ctrl-C or SIGTERM (stop_on_signals): its own session gets no signal, so stop it
+            if process is not None:
                 _stop(process, signal.SIGKILL)
-                raise
+            raise
+        finally:
+            if process is not None:
+                with _LOCK:
+                    _RUNNING.pop(process.pid, None)
+        if STOPPING.is_set():  # killed by stop_all (from another thread): not the learner's crash
+            raise Stopped
         printed = output.read_text(errors="replace")
         run = _judge(n, _events(record), process.returncode, timed_out, seconds, memory_gib,
                      round(time.monotonic() - start, 2), "\n".join(printed.splitlines()[-20:]))
         if run.status in ("crashed", "timed out"):  # faulthandler printed the stack: name the learner's line
             source = Source(use)
-            if line := re.search(rf'File "{re.escape(str(source.path(n)))}", line (\d+)', printed):
+            line = re.search(rf'File "{re.escape(str(source.path(n)))}", line (\d+)', printed)
+            if line and source.shown(n) not in run.message:  # the check harness may have named it already
                 run.message += f", at {source.shown(n)}:{line[1]}"
         return run
 
@@ -170,6 +218,13 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
 
     if not collected:
         return StepRun(n, "error", "pytest collected no checks", [], elapsed, session, tail)
+    hung = next((c for c in collected if results.get(c, {}).get("timed_out")), None)
+    if hung and not timed_out and returncode >= 0:  # the check harness stopped the run at its first time-out
+        name, message = Check(hung, "").name, results[hung]["message"]
+        checks = [Check(c, "timed out" if c == hung else results[c]["status"], results[c]["message"],
+                        results[c]["seconds"]) if c in results
+                  else Check(c, "not run", f"not run: the run stopped when '{name}' timed out") for c in collected]
+        return StepRun(n, "timed out", f"{name}: {message}", checks, elapsed, session, tail)
     checks = []
     for check in collected:
         if check in results:
