@@ -71,10 +71,19 @@ def pins(text_lines) -> dict[str, str]:
 
 def test_pixi_and_pip_pin_the_same_versions():
     pixi = tomllib.loads((ROOT / "pixi.toml").read_text())
-    ours = {name: (spec if isinstance(spec, str) else spec["version"]).removeprefix("==")
-            for name, spec in pixi["pypi-dependencies"].items()}
-    theirs = pins(l.split("#")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines())
-    assert ours == theirs, f"pixi.toml and requirements.txt disagree: {set(ours.items()) ^ set(theirs.items())}"
+    # the shared table, then each platform's own (torch's CPU index on Linux): one version per package everywhere
+    tables = {"pypi-dependencies": pixi["pypi-dependencies"]} | {
+        f"target.{platform}.pypi-dependencies": target["pypi-dependencies"]
+        for platform, target in pixi.get("target", {}).items() if "pypi-dependencies" in target}
+    ours = {}
+    for table, specs in tables.items():
+        for name, spec in specs.items():
+            version = (spec if isinstance(spec, str) else spec["version"]).removeprefix("==")
+            pinned = ours.setdefault(name, version)
+            assert pinned == version, f"pixi.toml [{table}] pins {name} {version}, elsewhere {pinned}"
+    pip = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]  # pixi's one environment has both
+    theirs = pins(l.split("#")[0].strip() for f in pip for l in f.read_text().splitlines())
+    assert ours == theirs, f"pixi.toml and requirements*.txt disagree: {set(ours.items()) ^ set(theirs.items())}"
     assert pixi["dependencies"]["python"] == "3.11.*"
     assert "python3.11" in (ROOT / ".ci" / "run").read_text(), ".ci/run must build its venv with Python 3.11, as pixi does"
 
@@ -132,3 +141,35 @@ def test_grading_weights_name_real_checks():
             names = set(re.findall(r"^def test_(\w+)", test.read_text(), re.M)) if test.exists() else set()
             for check in weights:
                 assert check.split("[")[0] in names, f"tutorial/grading.toml [points.{step}] {check}: no such check in {test.name}"
+
+
+DERIVED = (3, 4, 7, 9, 10, 12, 13)  # chapters that derive each answer and fold it away
+SHORT = 16  # shorter code (`return x`, `k, v = kv`) is too generic to count as an answer
+
+
+def code_pieces(line: str) -> list[str]:
+    """A solution line without its comment, and, for an assignment, its right-hand side."""
+    code = re.sub(r"\s+#.*$", "", line).strip()
+    pieces = [code]
+    if m := re.match(r"^[\w., \[\]*]+?\s=\s(.+)$", code):
+        pieces.append(m[1].strip())
+    return [p for p in pieces if len(p) >= SHORT]
+
+
+@pytest.mark.parametrize("n", [n for n in DERIVED if n in STEPS])
+def test_derived_chapters_fold_every_answer(n):
+    """Ideas before answers: a line that solves a TODO appears only inside a <details> block."""
+    from tutorial.hint import solution_lines
+
+    chapter = chapter_path(n).read_text()
+    open_text = re.sub(r"<details>.*?</details>", "", chapter, flags=re.S)
+    for task, (_, lines) in solution_lines(stub_path(n).read_text(), solution_path(n).read_text()).items():
+        for line in lines:
+            for piece in code_pieces(line):
+                assert piece not in open_text, f"step_{n:02d}.md gives task {task}'s answer outside <details>: {piece}"
+
+
+def test_no_stub_or_solution_line_is_over_88_characters():
+    for path in sorted([*(ROOT / "steps").glob("step_*.py"), *(ROOT / "solutions").glob("solution_*.py")]):
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            assert len(line) <= 88, f"{path.relative_to(ROOT)}:{i} is {len(line)} characters (at most 88)"

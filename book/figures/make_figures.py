@@ -5,8 +5,11 @@ this after changing what a figure shows. The two data figures come from real
 tensors:
 
 - causal_mask_8.svg, causal_mask_cached.svg: what solutions/solution_02.py's
-  `causal_mask` returns (MAX, on the CPU), for 8 tokens, and for 4 new
-  tokens after 4 cached ones (`num_tokens=4`, as the KV cache of step 13 uses it).
+  `causal_mask` returns (MAX, on the CPU), for 8 tokens, and for 4 queries
+  after 4 earlier positions (`num_tokens=4`, as the KV cache of step 13 uses it).
+- kv_cache.svg: the same function's masks for a prefill of 4 tokens and the
+  decode step after it (`causal_mask(4, 0)`, `causal_mask(1, 4)`), with what
+  each step computes and what it reads from the cache.
 - attention_weights.svg: softmax attention weights of the HF GPT-2 the checks
   compare against (tutorial/reference.py): pretrained when it is in the local
   HF cache, else the seeded random-init model. The figure's heading says which.
@@ -205,9 +208,9 @@ def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Pa
     s.text(left + cols * cell / 2, top - 62, "keys: the positions a query may look at →", size=12, anchor="middle",
            fill="#444")
     s.text(left - 10, top - 8, "queries ↓", size=12, anchor="end", fill="#444")
-    if num_tokens:  # which keys come from the cache and which are new
-        for first, last, label, fill in [(0, num_tokens, f"cached (num_tokens = {num_tokens})", "#94a3b8"),
-                                         (num_tokens, cols, "new", "#22c55e")]:
+    if num_tokens:  # which keys come before the queries and which are their own
+        for first, last, label, fill in [(0, num_tokens, f"earlier (num_tokens = {num_tokens})", "#94a3b8"),
+                                         (num_tokens, cols, "the queries' own", "#22c55e")]:
             s.rect(left + first * cell + 3, top - 30, (last - first) * cell - 6, 5, fill)
             s.text(left + (first + last) * cell / 2, top - 36, label, size=11, anchor="middle", fill="#475569")
     for j in range(cols):
@@ -227,6 +230,55 @@ def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Pa
     s.rect(left, ly + 8, 14, 14, "#334155")
     s.text(left + 20, ly + 20, "−∞: hidden, softmax gives it weight 0", size=12)
     return s.save(name)
+
+
+def cache_figure(prefill, decode) -> Path:
+    """Prefill and one decode step side by side: their masks, and what each computes."""
+    cell = 40
+    P = prefill.shape[0]
+    W, H = 130 + (2 * P + 1) * cell + 170, 410
+    s = Svg(W, H, "KV cache: prefill, then decode")
+    s.arrowhead()
+    s.text(20, 28, "KV cache: one prefill, then one position per token", size=16, weight="bold")
+    s.text(20, 50, "masks returned by causal_mask (step 02); dark cells are -inf", size=12, fill="#444")
+
+    def grid(values, left, top, first_position, cached):
+        rows, cols = values.shape
+        for j in range(cols):
+            s.text(left + j * cell + cell / 2, top - 8, str(j), size=12, anchor="middle", mono=True)
+            if j < cached:  # keys read from the cache, not computed in this step
+                s.rect(left + j * cell + 3, top - 28, cell - 6, 5, "#94a3b8")
+            else:
+                s.rect(left + j * cell + 3, top - 28, cell - 6, 5, "#22c55e")
+        for i in range(rows):
+            s.text(left - 8, top + i * cell + cell / 2 + 4, f"pos {first_position + i}", size=12, anchor="end",
+                   mono=True)
+            for j in range(cols):
+                visible = values[i, j] == 0
+                x, y = left + j * cell, top + i * cell
+                s.rect(x, y, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
+                s.text(x + cell / 2, y + cell / 2 + 5, "0" if visible else "−∞", size=13, anchor="middle",
+                       fill="#14532d" if visible else "#e2e8f0", mono=True)
+
+    left1, top = 90, 146
+    s.text(left1, 82, f"prefill: causal_mask({P}, 0)", size=13, weight="bold", mono=True)
+    s.text(left1, 100, f"runs {P} positions; stores k, v of 0..{P - 1}", size=12, fill="#444")
+    grid(prefill, left1, top, 0, 0)
+    left2 = left1 + P * cell + 150
+    s.text(left2, 82, f"decode: causal_mask(1, {P})", size=13, weight="bold", mono=True)
+    s.text(left2, 100, f"runs 1 position; reads {P} cached k, v", size=12, fill="#444")
+    grid(decode, left2, top + (P - 1) * cell, P, P)
+    s.line(left1 + P * cell + 20, top + P * cell / 2, left2 - 60, top + P * cell / 2, arrow=True)
+    s.text((left1 + P * cell + left2 - 40) / 2, top + P * cell / 2 - 8, "cache", size=12, anchor="middle",
+           fill="#475569")
+    ly = top + P * cell + 40
+    s.rect(left1, ly - 10, 14, 5, "#22c55e")
+    s.text(left1 + 20, ly - 4, "key computed in this step", size=12)
+    s.rect(left1, ly + 12, 14, 5, "#94a3b8")
+    s.text(left1 + 20, ly + 18, "key read from the cache (computed earlier, never changes)", size=12)
+    s.text(left1, ly + 44, "scores: prefill [B, 12, 4, 4]; decode [B, 12, 1, 5]: one query, all keys", size=12,
+           fill="#444", mono=True)
+    return s.save(name="kv_cache.svg")
 
 
 # -- figure 3: attention weights ---------------------------------------------------------
@@ -303,7 +355,9 @@ def main(argv: list[str]) -> int:
                                 "8 tokens, none cached: query i sees keys 0..i"))
         made.append(mask_figure(mask_values(4, 4), 4, "causal_mask_cached.svg",
                                 "causal_mask(4, num_tokens=4)",
-                                "4 new tokens after 4 cached ones (KV cache): query i sees keys 0..4+i"))
+                                "4 queries after 4 earlier positions: query i sees keys 0..4+i"))
+    if not only or "cache" in only:
+        made.append(cache_figure(mask_values(4, 0), mask_values(1, 4)))
     if not only or "attention" in only:
         made.append(attention_figure(*attention_weights()))
     for path in made:
