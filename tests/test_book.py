@@ -302,3 +302,57 @@ def test_every_figure_loads_in_a_browser(built, site, browser):
     broken = [src for src, width in widths.items() if int(width) == 0]
     assert not broken, f"Chromium could not draw: {broken}"
     browser(site + "introduction.html", screenshot="introduction.png", size="1280,1800")
+
+
+
+def step_chapter_problems(built, site, browser) -> list[str]:
+    """Each step chapter in a 1280 px frame: "figure ..." for an <img> that is not drawn,
+    "scroll ..." for a code block wider than its box (it would scroll sideways)."""
+    chapters = sorted(p.name for p in SRC.glob("step_*.md"))
+    probe = built.out / "chapter-probe.html"
+    frames = "".join(f'<iframe src="{name.replace(".md", ".html")}" width="1280" height="1000"></iframe>'
+                     for name in chapters)
+    # an iframe's load event waits for its images; this script runs before any frame can have fired it
+    probe.write_text(f"""<!DOCTYPE html><html><head><title>probe</title></head><body>{frames}
+<script>
+const frames = [...document.querySelectorAll("iframe")], found = [];
+let left = frames.length;
+const measure = frame => {{
+  const doc = frame.contentDocument, page = frame.getAttribute("src");
+  if (!doc.querySelector("main")) found.push("load " + page + " did not load");
+  for (const img of doc.querySelectorAll("main img"))
+    if (!img.complete || img.naturalWidth === 0) found.push("figure " + page + ": " + img.getAttribute("src") + " is not drawn");
+  for (const el of doc.querySelectorAll("main pre, main code"))
+    if (el.scrollWidth > el.clientWidth + 1)
+      found.push("scroll " + page + ": <" + el.tagName.toLowerCase() + "> is " + el.scrollWidth + " px wide in "
+                 + el.clientWidth + " px; its longest line: "
+                 + el.textContent.split("\\n").sort((a, b) => b.length - a.length)[0].trim().slice(0, 70));
+  if (--left === 0) {{
+    const out = document.createElement("pre"); out.id = "result";
+    out.textContent = "checked " + frames.length + "\\n" + found.join("\\n");
+    document.body.appendChild(out);
+  }}
+}};
+frames.forEach(frame => frame.addEventListener("load", () => measure(frame)));
+</script></body></html>""")
+    try:
+        dom = browser(site + "chapter-probe.html")
+    finally:
+        probe.unlink()
+    result = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert result, "the chapter probe page did not finish: a step chapter never loaded"
+    lines = html.unescape(result[1]).strip().splitlines()
+    assert lines[0] == f"checked {len(chapters)}", f"the probe measured {lines[0]}, not {len(chapters)} chapters"
+    loads = [line for line in lines[1:] if line.startswith("load ")]
+    assert not loads, "\n".join(loads)
+    return lines[1:]
+
+
+def test_every_figure_in_a_step_chapter_is_drawn(built, site, browser):
+    broken = [line for line in step_chapter_problems(built, site, browser) if line.startswith("figure ")]
+    assert not broken, f"{len(broken)} figures not drawn at 1280 px:\n" + "\n".join(broken)
+
+
+def test_no_code_block_in_a_step_chapter_scrolls_sideways(built, site, browser):
+    wide = [line for line in step_chapter_problems(built, site, browser) if line.startswith("scroll ")]
+    assert not wide, f"{len(wide)} code blocks scroll sideways at 1280 px:\n" + "\n".join(wide)

@@ -1,7 +1,7 @@
 """Draw the book's figures as SVG into book/src/images/ (`pixi run figures`).
 
 The figures are checked in, so the book builds without MAX or torch; rerun
-this after changing what a figure shows. The two data figures come from real
+this after changing what a figure shows. The data figures come from real
 tensors:
 
 - causal_mask_8.svg, causal_mask_cached.svg: what solutions/solution_02.py's
@@ -10,9 +10,15 @@ tensors:
 - kv_cache.svg: the same function's masks for a prefill of 4 tokens and the
   decode step after it (`causal_mask(4, 0)`, `causal_mask(1, 4)`), with what
   each step computes and what it reads from the cache.
+- qkv_heads.svg: block 0's c_attn output on "The cat sat on the mat.", cut into q, k, v and
+  12 heads of 64, then one head's scores, the masked scores and the softmax weights
+  (checked against HF's own weights for that head).
+- sampling.svg: solutions/solution_12.py's `probabilities` for the top 20 tokens of
+  the last position's logits, at temperature 1 and 0.7, and with top_k=5.
 - attention_weights.svg: softmax attention weights of the HF GPT-2 the checks
   compare against (tutorial/reference.py): pretrained when it is in the local
-  HF cache, else the seeded random-init model. The figure's heading says which.
+  HF cache, else the seeded random-init model. The figure's heading says which;
+  qkv_heads.svg and sampling.svg come from the same forward pass and say so too.
 
 architecture.svg is drawn, not computed: GPT-2 with the module names the code
 uses. No plotting library: the SVG is written directly.
@@ -20,6 +26,7 @@ uses. No plotting library: the SVG is written directly.
 
 from __future__ import annotations
 
+import functools
 import sys
 from html import escape
 from pathlib import Path
@@ -282,8 +289,10 @@ def cache_figure(prefill, decode) -> Path:
 
 
 # -- figure 3: attention weights ---------------------------------------------------------
-def attention_weights():
-    """[n_layer, n_head, T, T] weights of the reference model, and which model that is."""
+@functools.cache
+def hf_run():
+    """The reference model on SENTENCE, once: its attention weights, block 0's c_attn
+    output [T, 3 * n_embd], the last position's logits [vocab], and which model it is."""
     import numpy as np
     import torch
 
@@ -292,6 +301,7 @@ def attention_weights():
     ref = reference()
     ids = [i for i, _ in SENTENCE]
     pretrained = ref.id.startswith("pretrained")
+    tokenizer = None
     if pretrained:  # the tokenizer comes with the pretrained files: check the ids above
         from transformers import AutoTokenizer
 
@@ -300,11 +310,24 @@ def attention_weights():
         assert tokenizer(text)["input_ids"] == ids, f"GPT-2 tokenizes {text!r} as {tokenizer(text)['input_ids']}"
     model = ref.hf
     model.set_attn_implementation("eager")  # the fused kernels do not return their weights
+    captured = {}
+
+    def keep(module, args, output):  # returns None, so HF's forward goes on with its own output
+        captured["qkv"] = output[0].numpy().copy()
+
+    hook = model.transformer.h[0].attn.c_attn.register_forward_hook(keep)
     with torch.no_grad():
         out = model(torch.tensor([ids]), output_attentions=True)
+    hook.remove()
     weights = np.stack([a[0].numpy() for a in out.attentions])
     which = ("pretrained GPT-2 (openai-community/gpt2)" if pretrained
              else "random-init GPT-2, seed 0: pretrained GPT-2 was not in the local HF cache")
+    return weights, captured["qkv"], out.logits[0, -1].numpy().copy(), which, tokenizer
+
+
+def attention_weights():
+    """[n_layer, n_head, T, T] weights of the reference model, and which model that is."""
+    weights, _, _, which, _ = hf_run()
     return weights, which
 
 
@@ -343,6 +366,148 @@ def attention_figure(weights, which: str) -> Path:
 def tok_label(token: str) -> str:
     return token.strip() or repr(token)
 
+# -- figure 4: q, k, v and the heads (step 07) ---------------------------------------------
+HEAD = 0  # the head whose scores the figure follows
+
+
+def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
+    """Block 0's c_attn output cut into q, k, v and heads; one head's scores, masked, softmaxed.
+
+    The scores are recomputed here from HF's q and k (the hook in hf_run) and checked
+    against HF's own weights for that head, so the figure shows what the model did."""
+    import numpy as np
+
+    tokens = [tok_label(t) for _, t in SENTENCE]
+    T, width = qkv.shape
+    n_embd = width // 3
+    head_dim = n_embd // n_head
+    slices = qkv.reshape(T, 3, n_head, head_dim)  # [T, q/k/v, head, 64]
+    q, k = slices[:, 0, HEAD], slices[:, 1, HEAD]
+    scores = q @ k.T / np.sqrt(head_dim)
+    masked = np.where(np.triu(np.ones((T, T), bool), 1), -np.inf, scores)
+    soft = np.exp(masked - masked.max(-1, keepdims=True))
+    soft /= soft.sum(-1, keepdims=True)
+    assert np.allclose(soft, weights[HEAD], atol=1e-5), "the recomputed weights are not HF's"
+
+    W, H = 830, 590
+    title = f"Block 0's attention: c_attn's output cut into q, k, v and {n_head} heads"
+    s = Svg(W, H, f"{title} ({which})")
+    s.arrowhead()
+    s.text(20, 28, title, size=16, weight="bold")
+    s.text(20, 48, f"on “The cat sat on the mat.”, computed by {which}", size=12, fill="#8a4b00")
+
+    # the strip: one cell per token and per 64-wide head slice, shaded by its RMS
+    cw, ch, left, top, gap = 17, 15, 70, 110, 10
+    rms = np.sqrt((slices ** 2).mean(-1))  # [T, 3, n_head]
+    for part, name in enumerate("qkv"):
+        x0 = left + part * (n_head * cw + gap)
+        s.text(x0 + n_head * cw / 2, top - 30, f"{name}  [{T}, {n_embd}]", size=13, anchor="middle",
+               weight="bold", mono=True)
+        for h in range(n_head):
+            s.text(x0 + h * cw + cw / 2, top - 6, str(h), size=8, anchor="middle", fill="#555", mono=True)
+            for i in range(T):
+                shade = (rms[i, part, h] - rms.min()) / (rms.max() - rms.min())  # the spread, not the size
+                s.rect(x0 + h * cw, top + i * ch, cw, ch, blues(shade), "#ffffff", width=0.5)
+        if name in "qk":  # the head the panels below follow
+            s.rect(x0 + HEAD * cw, top, cw, T * ch, "none", "#ea580c", width=2)
+    for i, tok in enumerate(tokens):
+        s.text(left - 6, top + i * ch + ch - 3, tok, size=10, anchor="end", mono=True)
+    strip_w = 3 * n_head * cw + 2 * gap
+    s.text(left + strip_w + 10, top + 12, "c_attn(x)", size=12, mono=True)
+    s.text(left + strip_w + 10, top + 28, f"[{T}, {width}]", size=12, mono=True)
+    s.text(left, top + T * ch + 18, f"one cell: one token's {head_dim} numbers of one head (shade: their RMS,"
+           " light to dark = low to high)", size=11, fill="#444")
+    s.text(left, top + T * ch + 34, f"head h is features {head_dim}h … {head_dim}h + {head_dim - 1} of q, k and v;",
+           size=11, fill="#444")
+    s.text(left + 262, top + T * ch + 34, f"orange: head {HEAD} of q and of k, whose scores follow", size=11,
+           fill="#ea580c")
+
+    # one head: scores, plus the mask, softmax
+    cell, ptop, gap_x = 30, 320, 62
+    panels = [("q·kᵀ / 8", scores, "scores"), ("+ causal mask", masked, "masked"), ("softmax, each row", soft, "soft")]
+    for p, (label, values, kind) in enumerate(panels):
+        x0 = left + p * (T * cell + gap_x)
+        s.text(x0 + T * cell / 2, ptop - 36, f"head {HEAD}: {label}", size=13, anchor="middle", weight="bold")
+        for j, tok in enumerate(tokens):
+            s.text(x0 + j * cell + cell / 2 - 2, ptop - 4, tok, size=9, mono=True, rotate=-50)
+        for i in range(T):
+            if p == 0:
+                s.text(x0 - 6, ptop + i * cell + cell / 2 + 4, tokens[i], size=10, anchor="end", mono=True)
+            for j in range(T):
+                v = float(values[i, j])
+                x, y = x0 + j * cell, ptop + i * cell
+                if kind == "masked" and j > i:
+                    s.rect(x, y, cell, cell, "#334155", "#ffffff", width=1)
+                    s.text(x + cell / 2, y + cell / 2 + 4, "−∞", size=10, anchor="middle", fill="#e2e8f0", mono=True)
+                elif kind == "soft":
+                    s.rect(x, y, cell, cell, blues(v) if j <= i else "#f1f5f9", "#ffffff", width=1)
+                    label_v = ("1" if v > 0.995 else f"{v:.2f}".lstrip("0")) if j <= i else "0"
+                    s.text(x + cell / 2, y + cell / 2 + 4, label_v, size=9, anchor="middle",
+                           fill="#ffffff" if v > 0.45 else "#1e293b", mono=True)
+                else:
+                    s.rect(x, y, cell, cell, "#f8fafc", "#cbd5e1", width=0.5)
+                    s.text(x + cell / 2, y + cell / 2 + 4, f"{v:.2f}".replace("-", "−"), size=8.5,
+                           anchor="middle", fill="#94a3b8" if kind == "scores" and j > i else "#1e293b", mono=True)
+        if p < 2:
+            s.line(x0 + T * cell + 8, ptop + T * cell / 2, x0 + T * cell + gap_x - 8, ptop + T * cell / 2,
+                   arrow=True)
+    s.text(left, ptop + T * cell + 24, "Rows: queries; columns: keys. Grey scores (keys after the query) become"
+           " −∞; softmax turns them into weight 0,", size=11, fill="#444")
+    s.text(left, ptop + T * cell + 40, "and every row of weights sums to 1. These are the weights HF's own"
+           " forward pass returns for this head.", size=11, fill="#444")
+    return s.save("qkv_heads.svg")
+
+
+# -- figure 5: temperature and top-k (step 12) -----------------------------------------
+def sampling_figure(logits, which: str, tokenizer, top: int = 20) -> Path:
+    """The top tokens of one logits vector: probabilities at temperature 1, 0.7, and with top_k=5."""
+    import numpy as np
+
+    from tutorial import fastmax
+
+    fastmax.prepare()
+    from solutions.solution_12 import probabilities
+
+    order = np.argsort(logits)[::-1][:top]  # the same tokens, by logit, in every row
+    rows = [("temperature 1.0", probabilities(logits, 1.0)),
+            ("temperature 0.7: sharper", probabilities(logits, 0.7)),
+            ("top_k = 5 (temperature 1.0): the rest is exactly 0", probabilities(logits, 1.0, top_k=5))]
+    bw, left, ph, gap = 34, 96, 96, 52
+    W = left + top * bw + 40
+    H = 96 + len(rows) * (ph + gap) + 40
+    title = "The next token after “The cat sat on the mat.”: the top 20 probabilities"
+    s = Svg(W, H, f"{title} ({which})")
+    s.text(20, 28, "Next-token probabilities: temperature and top-k", size=16, weight="bold")
+    s.text(20, 48, f"the last position's logits on “The cat sat on the mat.”, from {which}", size=11,
+           fill="#8a4b00")
+    s.text(20, 66, f"step 12's probabilities(logits, temperature, top_k) for the {top} tokens with the highest"
+           " logits, in the same order in each row;", size=11, fill="#444")
+    s.text(20, 82, "each row has its own scale: its largest probability is the top of the axis", size=11,
+           fill="#444")
+    for r, (label, p) in enumerate(rows):
+        y0 = 96 + r * (ph + gap) + 18  # the top of the plot area
+        shown = p[order]
+        peak = float(shown.max())
+        s.text(left, y0 - 6, label, size=12, weight="bold")
+        s.text(left + top * bw, y0 - 6, f"these {top} hold {shown.sum():.1%} of the probability", size=11,
+               anchor="end", fill="#444")
+        s.line(left - 4, y0 + ph, left + top * bw, y0 + ph, stroke="#94a3b8", width=1)
+        s.line(left - 4, y0, left - 4, y0 + ph, stroke="#94a3b8", width=1)
+        s.text(left - 8, y0 + 8, f"{peak:.2g}", size=10, anchor="end", mono=True)
+        s.text(left - 8, y0 + ph, "0", size=10, anchor="end", mono=True)
+        for b, value in enumerate(shown):
+            h = ph * float(value) / peak
+            s.rect(left + b * bw + 3, y0 + ph - h, bw - 6, h, "#2563eb" if value > 0 else "#e2e8f0")
+            if value == 0:
+                s.text(left + b * bw + bw / 2, y0 + ph - 4, "0", size=9, anchor="middle", fill="#94a3b8", mono=True)
+    base = 96 + len(rows) * (ph + gap) - gap + 30
+    for b, token in enumerate(order):
+        label = tok_label(tokenizer.decode([int(token)])) if tokenizer else str(int(token))
+        s.text(left + b * bw + bw / 2 + 3, base, label, size=9, mono=True, rotate=-50, anchor="end")
+    s.text(20, base - 4, "token id" if tokenizer is None else "token", size=10, fill="#444")
+    return s.save("sampling.svg")
+
+
 
 def main(argv: list[str]) -> int:
     only = set(argv)
@@ -360,6 +525,12 @@ def main(argv: list[str]) -> int:
         made.append(cache_figure(mask_values(4, 0), mask_values(1, 4)))
     if not only or "attention" in only:
         made.append(attention_figure(*attention_weights()))
+    if not only or "heads" in only:
+        weights, qkv, _, which, _ = hf_run()
+        made.append(heads_figure(qkv, weights[0], which))
+    if not only or "sampling" in only:
+        _, _, logits, which, tokenizer = hf_run()
+        made.append(sampling_figure(logits, which, tokenizer))
     for path in made:
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
