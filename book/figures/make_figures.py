@@ -417,9 +417,9 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
     s.text(left + strip_w + 10, top + 28, f"[{T}, {width}]", size=12, mono=True)
     s.text(left, top + T * ch + 18, f"one cell: one token's {head_dim} numbers of one head (shade: their RMS,"
            " light to dark = low to high)", size=11, fill="#444")
-    s.text(left, top + T * ch + 34, f"head h is features {head_dim}h … {head_dim}h + {head_dim - 1} of q, k and v;",
+    s.text(left, top + T * ch + 34, f"head h is features {head_dim}h … {head_dim}h + {head_dim - 1} of q, k and v",
            size=11, fill="#444")
-    s.text(left + 262, top + T * ch + 34, f"orange: head {HEAD} of q and of k, whose scores follow", size=11,
+    s.text(left, top + T * ch + 50, f"orange: head {HEAD} of q and of k, whose scores follow", size=11,
            fill="#ea580c")
 
     # one head: scores, plus the mask, softmax
