@@ -16,7 +16,9 @@ from tutorial import todos
 from tutorial.course import ROOT, TITLES, built, chapter_path, solution_path, stub_path
 
 STEPS = built()
-CALLOUT = re.compile(r"^(\d+)\. \*\*(.+?)\*\* \(Lines? (\d+)(?:-(\d+))?\)", re.M)
+# "1. **Positions** (`# TODO 1`, lines 36-38)": the TODO comment is what a reader finds in the
+# included stub, which mdBook shows without line numbers; the lines are for an editor
+CALLOUT = re.compile(r"^(\d+)\. \*\*(.+?)\*\* \(`# TODO (\d+)`, lines? (\d+)(?:-(\d+))?\)", re.M)
 INCLUDE = re.compile(r"\{\{#include\s+([^}:\s]+)(?::[^}]*)?\}\}")
 
 
@@ -47,7 +49,8 @@ def test_chapter_callouts_point_at_their_todos(n):
     blocks = todos.blocks(stub_path(n).read_text())
     callouts = CALLOUT.findall(chapter)
     assert [int(c[0]) for c in callouts] == sorted(blocks), f"step_{n:02d}.md lists tasks {[c[0] for c in callouts]}, the stub has TODOs {sorted(blocks)}"
-    for task, title, first, last in callouts:
+    for task, title, named, first, last in callouts:
+        assert named == task, f"step_{n:02d}.md task {task} ({title}) names TODO {named}"
         want = blocks[int(task)]
         got = (int(first), int(last or first))
         assert got == want, f"step_{n:02d}.md task {task} ({title}) says lines {got}, TODO {task} is at lines {want}"
