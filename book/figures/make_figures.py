@@ -203,6 +203,16 @@ def mask_values(sequence_length: int, num_tokens: int):
     return checks.numpy(mask, "causal_mask")
 
 
+def mask_row(s: "Svg", row, left: float, top: float, cell: float, size: int) -> None:
+    """One query's row of a mask: a light 0 where it may look, a dark −∞ where it may not."""
+    for j, value in enumerate(row):
+        visible = value == 0
+        x = left + j * cell
+        s.rect(x, top, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
+        s.text(x + cell / 2, top + cell / 2 + 5, "0" if visible else "−∞", size=size, anchor="middle",
+               fill="#14532d" if visible else "#e2e8f0", mono=True)
+
+
 def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Path:
     rows, cols = values.shape
     cell = 44
@@ -225,12 +235,7 @@ def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Pa
     for i in range(rows):
         position = num_tokens + i
         s.text(left - 10, top + i * cell + cell / 2 + 4, f"position {position}", size=12, anchor="end", mono=True)
-        for j in range(cols):
-            visible = values[i, j] == 0
-            x, y = left + j * cell, top + i * cell
-            s.rect(x, y, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
-            s.text(x + cell / 2, y + cell / 2 + 5, "0" if visible else "−∞", size=14, anchor="middle",
-                   fill="#14532d" if visible else "#e2e8f0", mono=True)
+        mask_row(s, values[i], left, top + i * cell, cell, size=14)
     ly = top + rows * cell + 28
     s.rect(left, ly - 12, 14, 14, "#bbf7d0", "#14532d")
     s.text(left + 20, ly, "0: visible, the score passes unchanged", size=12)
@@ -260,12 +265,7 @@ def cache_figure(prefill, decode) -> Path:
         for i in range(rows):
             s.text(left - 8, top + i * cell + cell / 2 + 4, f"pos {first_position + i}", size=12, anchor="end",
                    mono=True)
-            for j in range(cols):
-                visible = values[i, j] == 0
-                x, y = left + j * cell, top + i * cell
-                s.rect(x, y, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
-                s.text(x + cell / 2, y + cell / 2 + 5, "0" if visible else "−∞", size=13, anchor="middle",
-                       fill="#14532d" if visible else "#e2e8f0", mono=True)
+            mask_row(s, values[i], left, top + i * cell, cell, size=13)
 
     left1, top = 90, 146
     s.text(left1, 82, f"prefill: causal_mask({P}, 0)", size=13, weight="bold", mono=True)
