@@ -305,9 +305,18 @@ def test_every_figure_loads_in_a_browser(built, site, browser):
 
 
 
+_PROBLEMS: dict[Path, list[str]] = {}  # per built book: its two tests share one Chromium run
+
+
 def step_chapter_problems(built, site, browser) -> list[str]:
     """Each step chapter in a 1280 px frame: "figure ..." for an <img> that is not drawn,
     "scroll ..." for a code block wider than its box (it would scroll sideways)."""
+    if built.out not in _PROBLEMS:
+        _PROBLEMS[built.out] = measure_step_chapters(built, site, browser)
+    return _PROBLEMS[built.out]
+
+
+def measure_step_chapters(built, site, browser) -> list[str]:
     chapters = sorted(p.name for p in SRC.glob("step_*.md"))
     probe = built.out / "chapter-probe.html"
     frames = "".join(f'<iframe src="{name.replace(".md", ".html")}" width="1280" height="1000"></iframe>'

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,7 +107,7 @@ def runs(checkpoint):
         for case, (err, process) in list(running.items()):
             if process.poll() is not None:
                 err.close()
-                done[case] = (process.returncode, open(err.name).read())
+                done[case] = (process.returncode, Path(err.name).read_text())
                 del running[case]
         time.sleep(0.2)
     return done
