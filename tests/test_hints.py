@@ -64,7 +64,9 @@ def resolve(node: ast.AST, scope: dict, classes: list[type], n: int):
             return getattr(builtins, node.id)
         if node.id in parameters(n):  # a function's own argument, e.g. pre_norm_residual's sublayer
             return None
-        raise AssertionError(f"s{n:02d}'s API hint calls {node.id}, which solution_{n:02d}.py neither imports nor defines")
+        raise AssertionError(
+            f"s{n:02d}'s API hint calls {node.id}, which solution_{n:02d}.py neither imports nor defines"
+        )
     if not isinstance(node, ast.Attribute):
         return None
     base = node.value
@@ -73,7 +75,9 @@ def resolve(node: ast.AST, scope: dict, classes: list[type], n: int):
         if owners:
             return getattr(owners[0], node.attr)
         source = inspect.getsource(importlib.import_module(f"solutions.solution_{n:02d}"))
-        assert f"self.{node.attr} =" in source, f"s{n:02d}'s API hint calls self.{node.attr}, which no class of step {n} has"
+        assert f"self.{node.attr} =" in source, (
+            f"s{n:02d}'s API hint calls self.{node.attr}, which no class of step {n} has"
+        )
         return None  # a sub-module set in __init__: a Linear or Embedding, callable
     if isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "super":
         owners = [b for c in classes for b in c.__mro__[1:] if hasattr(b, node.attr)]
@@ -98,13 +102,20 @@ def check_call(call: ast.Call, target, n: int) -> None:
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
     for keyword in call.keywords:
         assert keyword.arg is None or keyword.arg in params or takes_kwargs, (
-            f"s{n:02d}'s API hint passes {keyword.arg}= to {ast.unparse(call.func)}, whose signature is {signature}")
+            f"s{n:02d}'s API hint passes {keyword.arg}= to {ast.unparse(call.func)}, whose signature is {signature}"
+        )
     positional = [p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     varargs = any(p.kind is p.VAR_POSITIONAL for p in params.values())
-    unbound = isinstance(call.func, ast.Attribute) and inspect.isfunction(target) and positional and positional[0].name == "self"
+    unbound = (
+        isinstance(call.func, ast.Attribute)
+        and inspect.isfunction(target)
+        and positional
+        and positional[0].name == "self"
+    )
     room = len(positional) - (1 if unbound and not _on_class(call) else 0)
     assert varargs or len(call.args) <= room, (
-        f"s{n:02d}'s API hint gives {ast.unparse(call.func)} {len(call.args)} positional arguments; its signature is {signature}")
+        f"s{n:02d}'s API hint gives {ast.unparse(call.func)} {len(call.args)} positional arguments; its signature is {signature}"
+    )
 
 
 def _on_class(call: ast.Call) -> bool:

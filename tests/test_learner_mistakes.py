@@ -18,16 +18,36 @@ from tutorial.runner import run_step
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
 CASES = {
     "syntax error": (GOOD, "return self.wte(input_ids", "step_05.py:27: syntax error: '(' was never closed"),
-    "module_v2 import": ("from max.nn.module_v3 import", "from max.nn.module_v2 import", "no module named 'max.nn.module_v2': the module API of MAX 25.7 lives in max.nn.module_v3"),
-    "max.nn import": ("from max.nn.module_v3 import", "from max.nn import", "Embedding, Linear, Module and Sequential come from max.nn.module_v3"),
-    "forward returns None": (GOOD, "self.wte(input_ids)", "GPT2Embeddings(ids) returned None: a TODO still needs its code"),
-    "todo left as pass": ("self.wte = Embedding(config.vocab_size, dim=config.n_embd)", "pass", "self.wte is not set, expected max.nn.module_v3.Embedding"),
+    "module_v2 import": (
+        "from max.nn.module_v3 import",
+        "from max.nn.module_v2 import",
+        "no module named 'max.nn.module_v2': the module API of MAX 25.7 lives in max.nn.module_v3",
+    ),
+    "max.nn import": (
+        "from max.nn.module_v3 import",
+        "from max.nn import",
+        "Embedding, Linear, Module and Sequential come from max.nn.module_v3",
+    ),
+    "forward returns None": (
+        GOOD,
+        "self.wte(input_ids)",
+        "GPT2Embeddings(ids) returned None: a TODO still needs its code",
+    ),
+    "todo left as pass": (
+        "self.wte = Embedding(config.vocab_size, dim=config.n_embd)",
+        "pass",
+        "self.wte is not set, expected max.nn.module_v3.Embedding",
+    ),
     "wrong shape": (GOOD, "return self.wte(input_ids)[0]", "shape [4, 768], expected [2, 4, 768]"),
     "wrong values": (GOOD, "return self.wte(input_ids) * 2", "token embeddings differs from HF: max |Δ|"),
     "index out of range": (GOOD, "return self.wte(input_ids + 60000)", "an index outside its table"),
     "exception in learner code": (GOOD, "return self.wte(input_ids).reshape([3, 3])", "step_05.py:27: ValueError"),
     "endless loop": (GOOD, "while True:\n            pass", "timed out after 5 s, stopped at"),
-    "sys.exit at import": ("class GPT2Embeddings", "import sys\nsys.exit(3)\n\n\nclass GPT2Embeddings", "the code called sys.exit(3)"),
+    "sys.exit at import": (
+        "class GPT2Embeddings",
+        "import sys\nsys.exit(3)\n\n\nclass GPT2Embeddings",
+        "the code called sys.exit(3)",
+    ),
 }
 
 
@@ -41,8 +61,20 @@ def test_mistake_is_reported_in_one_line(case, tmp_path):
     before = hashlib.sha256(learner.read_bytes()).hexdigest()
     run = subprocess.run(
         # a short limit only where the case is an endless loop: the others may compile a new graph first
-        [sys.executable, "-m", "pytest", "tests/test_step_05.py", "--use", str(tmp_path), "--timeout", "5" if case == "endless loop" else "600"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/test_step_05.py",
+            "--use",
+            str(tmp_path),
+            "--timeout",
+            "5" if case == "endless loop" else "600",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     out = run.stdout + run.stderr
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
@@ -57,7 +89,7 @@ def without(text: str, name: str) -> str:
     node = next(n for n in ast.parse(text).body if getattr(n, "name", None) == name)
     lines = text.splitlines(keepends=True)
     first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-    return "".join(lines[: first - 1] + lines[node.end_lineno:])
+    return "".join(lines[: first - 1] + lines[node.end_lineno :])
 
 
 def renamed_class() -> str:
@@ -67,13 +99,21 @@ def renamed_class() -> str:
 # a check needs a name the file lacks: (step, the file's text, what its one line must say)
 NEEDS_THE_CLASS = "`class GPT2PositionEmbeddings` at line "
 MISSING = {
-    "renamed class": (6, renamed_class,
-                      ["does not define GPT2PositionEmbeddings (found: PositionEmbeddings)", NEEDS_THE_CLASS]),
-    "deleted function": (2, lambda: without(solution_path(2).read_text(), "causal_mask"),
-                         ["does not define causal_mask (it defines no class or function)",
-                          "`def causal_mask` at line "]),
-    "another step's code": (6, solution_path(5).read_text,
-                            ["does not define GPT2PositionEmbeddings (found: GPT2Embeddings)", NEEDS_THE_CLASS]),
+    "renamed class": (
+        6,
+        renamed_class,
+        ["does not define GPT2PositionEmbeddings (found: PositionEmbeddings)", NEEDS_THE_CLASS],
+    ),
+    "deleted function": (
+        2,
+        lambda: without(solution_path(2).read_text(), "causal_mask"),
+        ["does not define causal_mask (it defines no class or function)", "`def causal_mask` at line "],
+    ),
+    "another step's code": (
+        6,
+        solution_path(5).read_text,
+        ["does not define GPT2PositionEmbeddings (found: GPT2Embeddings)", NEEDS_THE_CLASS],
+    ),
 }
 
 
@@ -83,8 +123,13 @@ def test_missing_name_is_reported_once_in_the_learners_terms(case, tmp_path):
     learner = tmp_path / f"step_{n:02d}.py"
     learner.write_text(text())
     before = hashlib.sha256(learner.read_bytes()).hexdigest()
-    run = subprocess.run([sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = run.stdout + run.stderr
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
     assert run.returncode == 1, f"{case}: exit {run.returncode}, expected 1:\n{out[-1500:]}"

@@ -30,13 +30,17 @@ CASES = [
 def start_mutant(n, mutation, directory: Path) -> subprocess.Popen:
     """Apply the mutation to a copy of solution_NN.py and start its one check in a fresh process."""
     solution = solution_path(n).read_text()
-    assert solution.count(mutation.old) == 1, f"{mutation.name}: {mutation.old!r} must occur once in solution_{n:02d}.py"
+    assert solution.count(mutation.old) == 1, (
+        f"{mutation.name}: {mutation.old!r} must occur once in solution_{n:02d}.py"
+    )
     directory.mkdir()
     (directory / f"step_{n:02d}.py").write_text(solution.replace(mutation.old, mutation.new))
     with open(directory / "out.txt", "w") as out:  # a file, not a pipe: nobody reads it until the test does
         return subprocess.Popen(
             [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", str(directory)],
-            cwd=ROOT, stdout=out, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
         )
 
 
@@ -85,4 +89,6 @@ def test_mutation_is_caught(n, mutation):
     code, out = background["mutants"].result((n, mutation))
     lines = [line for line in out.splitlines() if line.startswith("✗ ")]
     assert code == 1 and lines, f"{mutation.name} was not caught by {mutation.check}:\n{out[-1500:]}"
-    assert any(mutation.says in line for line in lines), f"{mutation.name}: expected {mutation.says!r} in:\n" + "\n".join(lines)
+    assert any(mutation.says in line for line in lines), (
+        f"{mutation.name}: expected {mutation.says!r} in:\n" + "\n".join(lines)
+    )

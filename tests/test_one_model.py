@@ -100,10 +100,30 @@ def runs(checkpoint):
             loop, step = case = pending.pop(0)
             folder = write_steps(root / f"{loop.replace(' ', '-')}-{step}", LOOPS[loop], broken=step)
             err = open(folder / "stderr.txt", "w")
-            running[case] = (err, subprocess.Popen(
-                [sys.executable, "-m", "tutorial.generate", "--model", checkpoint["dir"], "--prompt", tiny.PROMPT,
-                 "--greedy", "--max-new-tokens", str(NEW), "--use", folder, "--ids"],
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
+            running[case] = (
+                err,
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tutorial.generate",
+                        "--model",
+                        checkpoint["dir"],
+                        "--prompt",
+                        tiny.PROMPT,
+                        "--greedy",
+                        "--max-new-tokens",
+                        str(NEW),
+                        "--use",
+                        folder,
+                        "--ids",
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                ),
+            )
         for case, (err, process) in list(running.items()):
             if process.poll() is not None:
                 err.close()
@@ -114,8 +134,10 @@ def runs(checkpoint):
 
 
 def new_ids(stderr: str) -> str | None:
-    return next((line.removeprefix("new token ids: ") for line in stderr.splitlines()
-                 if line.startswith("new token ids: ")), None)
+    return next(
+        (line.removeprefix("new token ids: ") for line in stderr.splitlines() if line.startswith("new token ids: ")),
+        None,
+    )
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -131,7 +153,9 @@ def test_solved_steps_write_hf_tokens(checkpoint, runs, loop):
 def test_a_zeroed_step_changes_the_text(checkpoint, runs, step, loop):
     code, stderr = runs[loop, step]
     if code == 0:
-        assert new_ids(stderr) != str(checkpoint["hf"]), f"step {step:02d} returned zeros and the {loop} loop still wrote HF's tokens"
+        assert new_ids(stderr) != str(checkpoint["hf"]), (
+            f"step {step:02d} returned zeros and the {loop} loop still wrote HF's tokens"
+        )
     else:
         lines = stderr.strip().splitlines()
         assert lines[-1].startswith("generate: ") and "Traceback" not in stderr, stderr[-2000:]
@@ -140,6 +164,10 @@ def test_a_zeroed_step_changes_the_text(checkpoint, runs, step, loop):
 def test_zeroing_reaches_every_function_and_method():
     """The breaker itself: no function or method but __init__ escapes it."""
     source = zeroed(solution_path(7).read_text())
-    wrapped = {n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)
-               and any(isinstance(d, ast.Name) and d.id == "_zeroed_" for d in n.decorator_list)}
+    wrapped = {
+        n.name
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, ast.FunctionDef)
+        and any(isinstance(d, ast.Name) and d.id == "_zeroed_" for d in n.decorator_list)
+    }
     assert wrapped == {"split_heads", "merge_heads", "scores", "attend", "__call__"}, wrapped

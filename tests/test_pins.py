@@ -63,9 +63,26 @@ def resolve(platform: str, minimum: tuple[int, int], cache) -> subprocess.Comple
         pytest.fail(f"pixi.toml declares {platform}: teach tests/test_pins.py its uv --python-platform")
     python = re.match(r"\d+\.\d+", PIXI["dependencies"]["python"])[0]
     return subprocess.run(
-        [*uv(), "pip", "compile", "-", "--python-version", python, "--python-platform", target,
-         "--cache-dir", str(cache), "--no-header", "--no-annotate", "--quiet"],
-        input="\n".join(pins(platform)), env=env, capture_output=True, text=True, timeout=240,
+        [
+            *uv(),
+            "pip",
+            "compile",
+            "-",
+            "--python-version",
+            python,
+            "--python-platform",
+            target,
+            "--cache-dir",
+            str(cache),
+            "--no-header",
+            "--no-annotate",
+            "--quiet",
+        ],
+        input="\n".join(pins(platform)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
 
 
@@ -96,9 +113,11 @@ def test_pins_do_not_resolve_just_below_the_declared_minimum(platform, cache):
     run = resolve(platform, below, cache)
     assert run.returncode != 0, (
         f"{platform}: the pins resolve at {shown(below)}, below the declared {shown((major, minor))}: "
-        "lower the minimum in pixi.toml and the README (or uv ignored the platform)")
+        "lower the minimum in pixi.toml and the README (or uv ignored the platform)"
+    )
     assert "no wheels with a matching platform tag" in run.stderr, (
-        f"{platform} at {shown(below)}: uv failed, but not for want of a wheel:\n{run.stderr.strip()}")
+        f"{platform} at {shown(below)}: uv failed, but not for want of a wheel:\n{run.stderr.strip()}"
+    )
 
 
 def test_readme_spells_out_generate_for_a_prompt_with_an_apostrophe():
@@ -108,5 +127,5 @@ def test_readme_spells_out_generate_for_a_prompt_with_an_apostrophe():
     task = task if isinstance(task, str) else task["cmd"]
     with pytest.raises(ValueError, match="No closing quotation"):
         shlex.split(task + " " + " ".join(f"'{arg}'" for arg in ["--prompt", "It's late"]))
-    form = f"pixi run {task} --prompt \"It's late\""
+    form = f'pixi run {task} --prompt "It\'s late"'
     assert form in (ROOT / "README.md").read_text(), f"README.md must show `{form}` beside the generate examples"

@@ -12,7 +12,10 @@ from solutions.solution_01 import GPT2Config
 from tutorial.inputs import valid_ids
 
 BAD_IDS = {
-    "id past the vocabulary": (np.array([[1, 2, 50257]]), "token id 50257 at [0, 2] is outside the vocabulary [0, 50257)"),
+    "id past the vocabulary": (
+        np.array([[1, 2, 50257]]),
+        "token id 50257 at [0, 2] is outside the vocabulary [0, 50257)",
+    ),
     "negative id": (np.array([[1, -3]]), "token id -3 at [0, 1] is outside the vocabulary"),
     "longer than n_positions": (np.zeros((1, 1025), np.int64), "1025 tokens is longer than n_positions = 1024"),
     "float ids": (np.array([[1.0, 2.0]]), "token ids must be integers, got float64"),
@@ -52,9 +55,14 @@ def test_an_index_error_inside_max_is_explained(tmp_path):
 
 BAD_CHECKPOINTS = {
     "missing tensor": (lambda s: s.pop("h.0.mlp.c_fc.bias"), "missing weight 'transformer.h.0.mlp.c_fc.bias'"),
-    "unexpected tensor": (lambda s: s.update({"h.0.attn.extra": np.zeros(3, np.float32)}), "unexpected weight 'transformer.h.0.attn.extra'"),
-    "wrong shape": (lambda s: s.update({"wpe.weight": np.zeros((9, 8), np.float32)}),
-                    "weight 'transformer.wpe.weight' has shape [9, 8], the model expects [16, 8]"),
+    "unexpected tensor": (
+        lambda s: s.update({"h.0.attn.extra": np.zeros(3, np.float32)}),
+        "unexpected weight 'transformer.h.0.attn.extra'",
+    ),
+    "wrong shape": (
+        lambda s: s.update({"wpe.weight": np.zeros((9, 8), np.float32)}),
+        "weight 'transformer.wpe.weight' has shape [9, 8], the model expects [16, 8]",
+    ),
 }
 
 
@@ -70,8 +78,11 @@ def test_bad_checkpoint_names_the_key(case, tmp_path):
     config = GPT2Config(vocab_size=20, n_positions=16, n_embd=8, n_layer=1, n_head=2)
     model = MaxGPT2LMHeadModel(config)
     # a hub-style file: no "transformer." prefix, Conv1D weights [in, out], no lm_head (tied)
-    state = {name.removeprefix("transformer."): np.zeros([int(d) for d in p.shape], np.float32)
-             for name, p in model.parameters if name != "lm_head.weight"}
+    state = {
+        name.removeprefix("transformer."): np.zeros([int(d) for d in p.shape], np.float32)
+        for name, p in model.parameters
+        if name != "lm_head.weight"
+    }
     for key in [k for k in state if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))]:
         state[key] = np.ascontiguousarray(state[key].T)
     edit, says = BAD_CHECKPOINTS[case]

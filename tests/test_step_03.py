@@ -6,7 +6,9 @@ from tutorial.checks import CheckFailure, Mutation, call, close, load, numpy, ru
 
 rng = np.random.default_rng(3)
 # [2, 8, 768] activations, each row with its own mean and spread, as a residual stream has
-X = (rng.standard_normal((2, 8, 768)) * rng.uniform(0.5, 3, (2, 8, 1)) + rng.uniform(-1, 1, (2, 8, 1))).astype(np.float32)
+X = (rng.standard_normal((2, 8, 768)) * rng.uniform(0.5, 3, (2, 8, 1)) + rng.uniform(-1, 1, (2, 8, 1))).astype(
+    np.float32
+)
 # rows whose variance (~1e-6) is below GPT-2's eps (1e-5): here epsilon decides the output
 LOW = (rng.standard_normal((2, 8, 768)) * rng.uniform(5e-4, 2e-3, (2, 8, 1))).astype(np.float32)
 
@@ -44,7 +46,11 @@ def reviewer_hint(got, x, ref, eps):
     with np.errstate(all="ignore"):
         spread, var = ((got - b) / w).var(-1), x.var(-1)  # (got - b) / w = (x - mean) / sqrt(var + eps)
         seen = float(np.median(var / spread - var))
-    if np.isfinite(seen) and seen > 0 and np.allclose(got, normalized(x, seen) * w + b, atol=10 * tol.atol, rtol=10 * tol.rtol):
+    if (
+        np.isfinite(seen)
+        and seen > 0
+        and np.allclose(got, normalized(x, seen) * w + b, atol=10 * tol.atol, rtol=10 * tol.rtol)
+    ):
         shown = [f"{e:.1e}".replace(".0e", "e") for e in (seen, eps)]  # 1e-06, 1.2e-05: two digits when needed
         return f"Your rows are normalized as if eps={shown[0]}, not {shown[1]}: pass epsilon=self.eps to F.layer_norm"
     return None
@@ -62,12 +68,16 @@ def test_weight_starts_at_ones_and_bias_at_zeros(step):
         if got.shape != (16,):
             raise CheckFailure(f"LayerNorm(16).{name} has shape {list(got.shape)}, expected [dim] = [16] ({todo(1)})")
         if not np.all(got == fill):
-            raise CheckFailure(f"LayerNorm(16).{name} starts as {got[:3].tolist()}..., expected {word}: an untrained LayerNorm must change nothing ({todo(1)})")
+            raise CheckFailure(
+                f"LayerNorm(16).{name} starts as {got[:3].tolist()}..., expected {word}: an untrained LayerNorm must change nothing ({todo(1)})"
+            )
 
 
 def test_output_has_the_input_shape(step, config, ref):
     out = run(layer_norm(step, config, ref), X, what="LayerNorm(x)")
-    shape_is(out, X.shape, "LayerNorm of [2, 8, 768] activations", hint=f"normalize over the last axis only ({todo(2)})")
+    shape_is(
+        out, X.shape, "LayerNorm of [2, 8, 768] activations", hint=f"normalize over the last axis only ({todo(2)})"
+    )
 
 
 def test_matches_hf_on_typical_activations(step, config, ref):
@@ -84,7 +94,13 @@ def test_low_variance_rows_match_hf(step, config, ref):
     want = ref.compute(lambda hf, x: hf.transformer.h[0].ln_1(x), LOW)
     guess = reviewer_hint(out, LOW, ref, config.layer_norm_epsilon) or "Is epsilon=self.eps passed to F.layer_norm?"
     hint = f"{guess} ({todo(2)})"
-    close(out, want, "LayerNorm on rows of variance ~1e-6 (below eps=1e-5)", hint=hint, axes=("batch", "position", "feature"))
+    close(
+        out,
+        want,
+        "LayerNorm on rows of variance ~1e-6 (below eps=1e-5)",
+        hint=hint,
+        axes=("batch", "position", "feature"),
+    )
 
 
 def test_uses_the_eps_it_is_given(step, config, ref):
@@ -98,10 +114,46 @@ def test_uses_the_eps_it_is_given(step, config, ref):
 
 
 MUTATIONS = [
-    Mutation("eps hard-coded to 1e-6", "epsilon=self.eps", "epsilon=1e-6", "test_low_variance_rows_match_hf", "as if eps=1e-06, not 1e-05"),
-    Mutation("eps ignored (always 1e-5)", "epsilon=self.eps", "epsilon=1e-5", "test_uses_the_eps_it_is_given", "as if eps=1e-05, not 1e-03"),
-    Mutation("weight and bias swapped", "gamma=self.weight, beta=self.bias", "gamma=self.bias, beta=self.weight", "test_matches_hf_on_typical_activations", "swapped"),
-    Mutation("bias not added", "beta=self.bias", "beta=self.bias * 0", "test_matches_hf_on_typical_activations", "bias is not added"),
-    Mutation("weight starts at zeros", "self.weight = Tensor.ones([dim])", "self.weight = Tensor.zeros([dim])", "test_weight_starts_at_ones_and_bias_at_zeros", "expected ones"),
-    Mutation("size hard-coded to 768", "Tensor.zeros([dim])", "Tensor.zeros([768])", "test_weight_starts_at_ones_and_bias_at_zeros", "[dim] = [16]"),
+    Mutation(
+        "eps hard-coded to 1e-6",
+        "epsilon=self.eps",
+        "epsilon=1e-6",
+        "test_low_variance_rows_match_hf",
+        "as if eps=1e-06, not 1e-05",
+    ),
+    Mutation(
+        "eps ignored (always 1e-5)",
+        "epsilon=self.eps",
+        "epsilon=1e-5",
+        "test_uses_the_eps_it_is_given",
+        "as if eps=1e-05, not 1e-03",
+    ),
+    Mutation(
+        "weight and bias swapped",
+        "gamma=self.weight, beta=self.bias",
+        "gamma=self.bias, beta=self.weight",
+        "test_matches_hf_on_typical_activations",
+        "swapped",
+    ),
+    Mutation(
+        "bias not added",
+        "beta=self.bias",
+        "beta=self.bias * 0",
+        "test_matches_hf_on_typical_activations",
+        "bias is not added",
+    ),
+    Mutation(
+        "weight starts at zeros",
+        "self.weight = Tensor.ones([dim])",
+        "self.weight = Tensor.zeros([dim])",
+        "test_weight_starts_at_ones_and_bias_at_zeros",
+        "expected ones",
+    ),
+    Mutation(
+        "size hard-coded to 768",
+        "Tensor.zeros([dim])",
+        "Tensor.zeros([768])",
+        "test_weight_starts_at_ones_and_bias_at_zeros",
+        "[dim] = [16]",
+    ),
 ]

@@ -63,7 +63,9 @@ def test_layers_are_linear_with_hf_shapes(step, config):
             raise CheckFailure(f"self.{name} is {layer!r:.40}, expected a max.nn.module_v3.Linear ({todo(1)})")
     got = {name: [int(d) for d in layer.weight.shape] for name, layer in layers.items()}
     if got == {"c_fc": want["c_proj"], "c_proj": want["c_fc"]}:
-        raise CheckFailure(f"c_fc and c_proj are swapped: c_fc must widen n_embd -> intermediate_size, c_proj narrow back; Linear(in_dim, out_dim) ({todo(1)})")
+        raise CheckFailure(
+            f"c_fc and c_proj are swapped: c_fc must widen n_embd -> intermediate_size, c_proj narrow back; Linear(in_dim, out_dim) ({todo(1)})"
+        )
     for name, shape in got.items():
         if shape != want[name]:
             which = "[intermediate_size, n_embd]" if name == "c_fc" else "[n_embd, intermediate_size]"
@@ -77,7 +79,12 @@ def test_layers_are_linear_with_hf_shapes(step, config):
 
 def test_output_is_batch_by_seq_by_n_embd(step, config, ref):
     out = forward(hf_mlp(step, config, ref), X)
-    shape_is(out, X.shape, "GPT2MLP of [2, 8, 768] activations", hint=f"c_fc widens to 3072, c_proj brings it back to 768 ({todo(2)})")
+    shape_is(
+        out,
+        X.shape,
+        "GPT2MLP of [2, 8, 768] activations",
+        hint=f"c_fc widens to 3072, c_proj brings it back to 768 ({todo(2)})",
+    )
 
 
 def test_activation_is_tanh_gelu(step, config, ref):
@@ -100,7 +107,8 @@ def test_activation_is_tanh_gelu(step, config, ref):
     raise CheckFailure(
         f"the activation between c_fc and c_proj differs from HF's tanh GELU at pre-activation {Z[at]:.2f}: "
         f"got {got[at]:.5g}, expected {want[at]:.5g} (max |Δ| {np.abs(got - want).max():.2g}; {tol}). "
-        + (f"It is {seen}" if seen else 'Use F.gelu(h, approximate="tanh")') + f" ({todo(2)})"
+        + (f"It is {seen}" if seen else 'Use F.gelu(h, approximate="tanh")')
+        + f" ({todo(2)})"
     )
 
 
@@ -115,29 +123,73 @@ def test_matches_hf_mlp(step, config, ref):
         h = run(module.c_fc, X, what="self.c_fc(x)")
         hf_h = ref.compute(lambda hf, x: hf.transformer.h[0].mlp.c_fc(x), X)
         close(h, hf_h, "mlp.c_fc", hint=f"({todo(1)})", axes=("batch", "position", "feature"))
-        w, b = ref.weight("transformer.h.0.mlp.c_proj.weight"), ref.weight("transformer.h.0.mlp.c_proj.bias")  # Conv1D: [in, out]
+        w, b = (
+            ref.weight("transformer.h.0.mlp.c_proj.weight"),
+            ref.weight("transformer.h.0.mlp.c_proj.bias"),
+        )  # Conv1D: [in, out]
         tol, h = tolerance(), hf_h.astype(np.float64)
-        seen = next((say for say, f in ACTIVATIONS.items() if np.allclose(out, f(h) @ w + b, atol=tol.atol, rtol=tol.rtol)), None)
+        seen = next(
+            (say for say, f in ACTIVATIONS.items() if np.allclose(out, f(h) @ w + b, atol=tol.atol, rtol=tol.rtol)),
+            None,
+        )
         raise CheckFailure(
             f"{failure}. mlp.c_fc agrees with HF, so the activation or c_proj does not: "
-            + (f"the activation is {seen}" if seen else 'c_proj(F.gelu(h, approximate="tanh"))') + f" ({todo(2)})"
+            + (f"the activation is {seen}" if seen else 'c_proj(F.gelu(h, approximate="tanh"))')
+            + f" ({todo(2)})"
         ) from None
 
 
 MUTATIONS = [
-    Mutation("exact GELU (F.gelu's default)", 'F.gelu(h, approximate="tanh")', "F.gelu(h)", "test_activation_is_tanh_gelu", 'approximate="tanh"'),
-    Mutation('approximate="none"', 'approximate="tanh"', 'approximate="none"', "test_activation_is_tanh_gelu", "exact (erf) GELU"),
-    Mutation("ReLU instead of GELU", 'F.gelu(h, approximate="tanh")', "F.relu(h)", "test_activation_is_tanh_gelu", "ReLU"),
-    Mutation("activation forgotten", 'h = F.gelu(h, approximate="tanh")', "h = h", "test_activation_is_tanh_gelu", "the identity (no activation)"),
+    Mutation(
+        "exact GELU (F.gelu's default)",
+        'F.gelu(h, approximate="tanh")',
+        "F.gelu(h)",
+        "test_activation_is_tanh_gelu",
+        'approximate="tanh"',
+    ),
+    Mutation(
+        'approximate="none"',
+        'approximate="tanh"',
+        'approximate="none"',
+        "test_activation_is_tanh_gelu",
+        "exact (erf) GELU",
+    ),
+    Mutation(
+        "ReLU instead of GELU", 'F.gelu(h, approximate="tanh")', "F.relu(h)", "test_activation_is_tanh_gelu", "ReLU"
+    ),
+    Mutation(
+        "activation forgotten",
+        'h = F.gelu(h, approximate="tanh")',
+        "h = h",
+        "test_activation_is_tanh_gelu",
+        "the identity (no activation)",
+    ),
     Mutation(
         "c_fc and c_proj swapped",
         "self.c_fc = Linear(config.n_embd, intermediate_size)\n        self.c_proj = Linear(intermediate_size, config.n_embd)",
         "self.c_fc = Linear(intermediate_size, config.n_embd)\n        self.c_proj = Linear(config.n_embd, intermediate_size)",
-        "test_layers_are_linear_with_hf_shapes", "swapped",
+        "test_layers_are_linear_with_hf_shapes",
+        "swapped",
     ),
-    Mutation("c_proj applied first", "h = self.c_fc(x)", "h = self.c_proj(x)", "test_matches_hf_mlp", "c_fc takes x (n_embd wide) first"),
-    Mutation("4 * n_embd hard-coded", "Linear(config.n_embd, intermediate_size)", "Linear(config.n_embd, 4 * config.n_embd)",
-             "test_layers_are_linear_with_hf_shapes", "intermediate_size is the argument"),
-    Mutation("no bias", "Linear(intermediate_size, config.n_embd)", "Linear(intermediate_size, config.n_embd, bias=False)",
-             "test_layers_are_linear_with_hf_shapes", "no bias"),
+    Mutation(
+        "c_proj applied first",
+        "h = self.c_fc(x)",
+        "h = self.c_proj(x)",
+        "test_matches_hf_mlp",
+        "c_fc takes x (n_embd wide) first",
+    ),
+    Mutation(
+        "4 * n_embd hard-coded",
+        "Linear(config.n_embd, intermediate_size)",
+        "Linear(config.n_embd, 4 * config.n_embd)",
+        "test_layers_are_linear_with_hf_shapes",
+        "intermediate_size is the argument",
+    ),
+    Mutation(
+        "no bias",
+        "Linear(intermediate_size, config.n_embd)",
+        "Linear(intermediate_size, config.n_embd, bias=False)",
+        "test_layers_are_linear_with_hf_shapes",
+        "no bias",
+    ),
 ]

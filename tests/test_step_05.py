@@ -23,7 +23,9 @@ def test_wte_is_a_module_v3_embedding(step, config):
         raise CheckFailure(f"self.wte is {what}, expected max.nn.module_v3.Embedding ({todo(2)})")
     shape = [int(d) for d in wte.weight.shape]
     if shape != [config.vocab_size, config.n_embd]:
-        raise CheckFailure(f"self.wte has shape {shape}, expected [vocab_size, n_embd] = [{config.vocab_size}, {config.n_embd}] ({todo(2)})")
+        raise CheckFailure(
+            f"self.wte has shape {shape}, expected [vocab_size, n_embd] = [{config.vocab_size}, {config.n_embd}] ({todo(2)})"
+        )
 
 
 def test_output_is_batch_by_seq_by_n_embd(step, config, ref):
@@ -34,7 +36,13 @@ def test_output_is_batch_by_seq_by_n_embd(step, config, ref):
 def test_lookup_matches_hf(step, config, ref):
     out = run(embeddings(step, config, ref), IDS, what="GPT2Embeddings(ids)")
     want = ref.compute(lambda hf, ids: hf.transformer.wte(ids), IDS)
-    close(out, want, "token embeddings", hint=f"look the ids up in self.wte ({todo(3)})", axes=("batch", "position", "feature"))
+    close(
+        out,
+        want,
+        "token embeddings",
+        hint=f"look the ids up in self.wte ({todo(3)})",
+        axes=("batch", "position", "feature"),
+    )
 
 
 def test_token_1000_is_row_1000(step, config, ref):

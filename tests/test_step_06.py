@@ -7,7 +7,9 @@ from tutorial.checks import CheckFailure, Mutation, call, close, load, run, shap
 
 POSITIONS = np.arange(8, dtype=np.int64)  # a fresh 8-token sequence
 LAST = np.arange(1016, 1024, dtype=np.int64)  # the last 8 of 1024 positions: the table's far end
-IDS = np.array([[15496, 11, 995, 1000, 50256, 0, 3, 262], [464, 3290, 318, 257, 1332, 13, 50256, 11]], dtype=np.int64)  # [2, 8]
+IDS = np.array(
+    [[15496, 11, 995, 1000, 50256, 0, 3, 262], [464, 3290, 318, 257, 1332, 13, 50256, 11]], dtype=np.int64
+)  # [2, 8]
 
 
 def position_embeddings(step, config, ref):
@@ -43,31 +45,49 @@ def test_wpe_is_a_module_v3_embedding(step, config):
 
     module = call(step.GPT2PositionEmbeddings, config, what="GPT2PositionEmbeddings(config)")
     if not hasattr(module, "wpe"):
-        raise CheckFailure(f"GPT2PositionEmbeddings has no self.wpe: name the table wpe, as HF does, so its weights load by name ({todo(1)})")
+        raise CheckFailure(
+            f"GPT2PositionEmbeddings has no self.wpe: name the table wpe, as HF does, so its weights load by name ({todo(1)})"
+        )
     wpe = module.wpe
     if not isinstance(wpe, Embedding):
         raise CheckFailure(f"self.wpe is {wpe!r:.40}, expected a max.nn.module_v3.Embedding ({todo(1)})")
     shape = [int(d) for d in wpe.weight.shape]
     if shape != [config.n_positions, config.n_embd]:
-        raise CheckFailure(f"self.wpe has shape {shape}, expected [n_positions, n_embd] = [{config.n_positions}, {config.n_embd}]: one row per position ({todo(1)})")
+        raise CheckFailure(
+            f"self.wpe has shape {shape}, expected [n_positions, n_embd] = [{config.n_positions}, {config.n_embd}]: one row per position ({todo(1)})"
+        )
 
 
 def test_output_is_seq_by_n_embd(step, config, ref):
     out = run(position_embeddings(step, config, ref), POSITIONS, what="GPT2PositionEmbeddings(position_ids)")
-    shape_is(out, (8, config.n_embd), "position embeddings of 8 position ids", hint=f"[T] ids give [T, n_embd] ({todo(2)})")
+    shape_is(
+        out, (8, config.n_embd), "position embeddings of 8 position ids", hint=f"[T] ids give [T, n_embd] ({todo(2)})"
+    )
 
 
 def test_lookup_matches_hf_wpe(step, config, ref):
     out = run(position_embeddings(step, config, ref), POSITIONS, what="GPT2PositionEmbeddings(position_ids)")
     want = ref.compute(lambda hf, positions: hf.transformer.wpe(positions), POSITIONS)
-    close(out, want, "position embeddings of positions 0..7", hint=lookup_hint(out, POSITIONS, ref), axes=("position", "feature"))
+    close(
+        out,
+        want,
+        "position embeddings of positions 0..7",
+        hint=lookup_hint(out, POSITIONS, ref),
+        axes=("position", "feature"),
+    )
 
 
 def test_uses_the_position_ids_it_is_given(step, config, ref):
     """Positions need not start at 0 (a KV cache continues at num_tokens): 1016..1023."""
     out = run(position_embeddings(step, config, ref), LAST, what="GPT2PositionEmbeddings(position_ids)")
     want = ref.compute(lambda hf, positions: hf.transformer.wpe(positions), LAST)
-    close(out, want, "position embeddings of positions 1016..1023", hint=lookup_hint(out, LAST, ref), axes=("position", "feature"))
+    close(
+        out,
+        want,
+        "position embeddings of positions 1016..1023",
+        hint=lookup_hint(out, LAST, ref),
+        axes=("position", "feature"),
+    )
 
 
 def test_tokens_plus_positions_match_hf_embedding_output(step, config, ref):
@@ -89,13 +109,45 @@ def test_tokens_plus_positions_match_hf_embedding_output(step, config, ref):
 
 MUTATIONS = [
     Mutation(
-        "position ids ignored: arange(T) instead", "self.wpe(position_ids)",
+        "position ids ignored: arange(T) instead",
+        "self.wpe(position_ids)",
         "self.wpe(Tensor.arange(position_ids.shape[-1], dtype=position_ids.dtype, device=position_ids.device))",
-        "test_uses_the_position_ids_it_is_given", "came back as rows [0, 1, 2, 3, 4, 5, 6, 7]",
+        "test_uses_the_position_ids_it_is_given",
+        "came back as rows [0, 1, 2, 3, 4, 5, 6, 7]",
     ),
-    Mutation("every position looked up as 0", "self.wpe(position_ids)", "self.wpe(position_ids * 0)", "test_lookup_matches_hf_wpe", "came back as rows [0, 0,"),
-    Mutation("positions counted from 1", "self.wpe(position_ids)", "self.wpe(position_ids + 1)", "test_lookup_matches_hf_wpe", "came back as rows [1, 2,"),
-    Mutation("zeros returned", "return self.wpe(position_ids)", "return self.wpe(position_ids) * 0", "test_lookup_matches_hf_wpe", "The output is all zeros"),
-    Mutation("table sized by vocab_size", "Embedding(config.n_positions", "Embedding(config.vocab_size", "test_wpe_is_a_module_v3_embedding", "[n_positions, n_embd]"),
-    Mutation("table named wte", "self.wpe = Embedding", "self.wte = Embedding", "test_wpe_is_a_module_v3_embedding", "name the table wpe"),
+    Mutation(
+        "every position looked up as 0",
+        "self.wpe(position_ids)",
+        "self.wpe(position_ids * 0)",
+        "test_lookup_matches_hf_wpe",
+        "came back as rows [0, 0,",
+    ),
+    Mutation(
+        "positions counted from 1",
+        "self.wpe(position_ids)",
+        "self.wpe(position_ids + 1)",
+        "test_lookup_matches_hf_wpe",
+        "came back as rows [1, 2,",
+    ),
+    Mutation(
+        "zeros returned",
+        "return self.wpe(position_ids)",
+        "return self.wpe(position_ids) * 0",
+        "test_lookup_matches_hf_wpe",
+        "The output is all zeros",
+    ),
+    Mutation(
+        "table sized by vocab_size",
+        "Embedding(config.n_positions",
+        "Embedding(config.vocab_size",
+        "test_wpe_is_a_module_v3_embedding",
+        "[n_positions, n_embd]",
+    ),
+    Mutation(
+        "table named wte",
+        "self.wpe = Embedding",
+        "self.wte = Embedding",
+        "test_wpe_is_a_module_v3_embedding",
+        "name the table wpe",
+    ),
 ]

@@ -66,7 +66,10 @@ def learner(step, config, ref, group):
         }
     else:
         load(module, hf_to_max(ref.state("transformer.h.0.attn.")), what=f"loading HF's attn weights ({todo(1)})")
-        pieces = {name: ("attn(x)", lambda x=x: call(module, tensor(x), what="attn(x)")) for name, x in (("out", X), ("later", LATER))}
+        pieces = {
+            name: ("attn(x)", lambda x=x: call(module, tensor(x), what="attn(x)"))
+            for name, x in (("out", X), ("later", LATER))
+        }
     _RUNS[id(step), group] = together(pieces)
     return _RUNS[id(step), group]
 
@@ -76,7 +79,11 @@ def layer_output(step, config, ref, name):
     try:
         return result(learner(step, config, ref, "layer"), name)
     except CheckFailure as error:
-        says = ". Softmax runs over the keys, the last axis of the scores: F.softmax(scores, axis=-1)" if "non-inner axis" in str(error) else ""
+        says = (
+            ". Softmax runs over the keys, the last axis of the scores: F.softmax(scores, axis=-1)"
+            if "non-inner axis" in str(error)
+            else ""
+        )
         raise CheckFailure(f"{error}{says}" + ("" if re.search(r"TODO \d", str(error)) else f" ({todo(6)})")) from None
 
 
@@ -145,7 +152,9 @@ def test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes(step, config):
             raise CheckFailure(f"self.{name} is {layer!r:.40}, expected a max.nn.module_v3.Linear ({todo(1)})")
         got = [int(d) for d in layer.weight.shape]
         if got != shape:
-            raise CheckFailure(f"self.{name} has weight shape {got}, expected {shape}: Linear({says.replace(' -> ', ', ')}) stores [out, in] ({todo(1)})")
+            raise CheckFailure(
+                f"self.{name} has weight shape {got}, expected {shape}: Linear({says.replace(' -> ', ', ')}) stores [out, in] ({todo(1)})"
+            )
         if isinstance(layer.bias, int):
             raise CheckFailure(f"self.{name} has no bias, HF's has one: keep Linear's default bias=True ({todo(1)})")
 
@@ -165,20 +174,26 @@ def test_split_heads_matches_hf(step, config, ref):
         says = "it reshapes straight to [B, n_head, T, head_dim], which cuts across positions: reshape to [B, T, n_head, head_dim] first, then transpose(1, 2)"
     else:
         says = "head h must hold features h*head_dim ... (h+1)*head_dim - 1 of every position: reshape to [B, T, n_head, head_dim] first, then transpose(1, 2)"
-    raise CheckFailure(f"split_heads differs from HF's q.view(B, T, n_head, head_dim).transpose(1, 2): {difference(got, want, HEAD_AXES)}; {says} ({todo(2)})")
+    raise CheckFailure(
+        f"split_heads differs from HF's q.view(B, T, n_head, head_dim).transpose(1, 2): {difference(got, want, HEAD_AXES)}; {says} ({todo(2)})"
+    )
 
 
 def test_merge_heads_undoes_split_heads(step, config, ref):
     got = result(learner(step, config, ref, "methods"), "merge_heads", todo(3))
     want, heads = hf_numbers(ref)["merged"], hf_numbers(ref)["heads"][2]
     if got.shape != want.shape:
-        raise CheckFailure(f"merge_heads gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(3)})")
+        raise CheckFailure(
+            f"merge_heads gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(3)})"
+        )
     if same(got, want):
         return
     says = "transpose back to [B, T, n_head, head_dim] first, then reshape to [B, T, n_embd]"
     if same(got, heads.reshape(want.shape)):
         says = "it reshapes [B, n_head, T, head_dim] without moving the head axis: " + says
-    raise CheckFailure(f"merge_heads differs from HF's x.transpose(1, 2).reshape(B, T, n_embd): {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(3)})")
+    raise CheckFailure(
+        f"merge_heads differs from HF's x.transpose(1, 2).reshape(B, T, n_embd): {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(3)})"
+    )
 
 
 def test_scores_match_hf_before_softmax(step, config, ref):
@@ -187,7 +202,9 @@ def test_scores_match_hf_before_softmax(step, config, ref):
     candidates = known_scores(q, k)
     want = next(iter(candidates.values()))
     if got.shape != want.shape:
-        raise CheckFailure(f"scores give shape {list(got.shape)}, expected [B, n_head, T, T] = {list(want.shape)}: q @ k.transpose(-1, -2) ({todo(4)})")
+        raise CheckFailure(
+            f"scores give shape {list(got.shape)}, expected [B, n_head, T, T] = {list(want.shape)}: q @ k.transpose(-1, -2) ({todo(4)})"
+        )
     if same(got, want):
         return
     says = which(got, candidates) or "Expected q @ k^T / sqrt(head_dim) + causal_mask. Did you scale by sqrt(head_dim)?"
@@ -198,11 +215,16 @@ def test_attention_matches_hf(step, config, ref):
     """The whole layer; if it differs, the first piece that does is named."""
     got, want = layer_output(step, config, ref, "out"), hf_numbers(ref)["out"]
     if got.shape != want.shape:
-        raise CheckFailure(f"attn(x) gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(6)})")
+        raise CheckFailure(
+            f"attn(x) gives shape {list(got.shape)}, expected [B, T, n_embd] = {list(want.shape)} ({todo(6)})"
+        )
     if same(got, want):
         return
-    for piece, check in (("split_heads", test_split_heads_matches_hf), ("scores", test_scores_match_hf_before_softmax),
-                         ("merge_heads", test_merge_heads_undoes_split_heads)):
+    for piece, check in (
+        ("split_heads", test_split_heads_matches_hf),
+        ("scores", test_scores_match_hf_before_softmax),
+        ("merge_heads", test_merge_heads_undoes_split_heads),
+    ):
         try:
             check(step, config, ref)
         except CheckFailure as error:
@@ -214,7 +236,9 @@ def test_attention_matches_hf(step, config, ref):
             "split_heads, scores and merge_heads match HF, so look at attend (softmax over the keys, axis=-1, "
             f"then weights @ v, {todo(5)}) and at how __call__ joins them: c_attn, split q/k/v, attend, merge, c_proj"
         )
-    raise CheckFailure(f"attn(x) differs from HF: {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(6)})")
+    raise CheckFailure(
+        f"attn(x) differs from HF: {difference(got, want, ('batch', 'position', 'feature'))}; {says} ({todo(6)})"
+    )
 
 
 def test_a_position_never_sees_later_ones(step, config, ref):
@@ -234,31 +258,99 @@ SCALE = "q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)"
 MASK = "s + causal_mask(q.shape[-2], earlier, dtype=s.dtype, device=s.device)"
 SPLIT = "x = x.reshape([batch, seq, self.n_head, self.head_dim])\n        return x.transpose(1, 2)"
 MUTATIONS = [
-    Mutation("missing scale", SCALE, "q @ k.transpose(-1, -2)", "test_scores_match_hf_before_softmax", "Did you scale by sqrt(head_dim)?"),
-    Mutation("scale by sqrt(n_embd)", SCALE, "q @ k.transpose(-1, -2) / math.sqrt(self.n_head * self.head_dim)",
-             "test_scores_match_hf_before_softmax", "1/sqrt(n_embd)"),
-    Mutation("scale by head_dim", SCALE, "q @ k.transpose(-1, -2) / self.head_dim", "test_scores_match_hf_before_softmax", "not head_dim"),
+    Mutation(
+        "missing scale",
+        SCALE,
+        "q @ k.transpose(-1, -2)",
+        "test_scores_match_hf_before_softmax",
+        "Did you scale by sqrt(head_dim)?",
+    ),
+    Mutation(
+        "scale by sqrt(n_embd)",
+        SCALE,
+        "q @ k.transpose(-1, -2) / math.sqrt(self.n_head * self.head_dim)",
+        "test_scores_match_hf_before_softmax",
+        "1/sqrt(n_embd)",
+    ),
+    Mutation(
+        "scale by head_dim",
+        SCALE,
+        "q @ k.transpose(-1, -2) / self.head_dim",
+        "test_scores_match_hf_before_softmax",
+        "not head_dim",
+    ),
     Mutation("mask missing", MASK, "s", "test_scores_match_hf_before_softmax", "no causal mask"),
-    Mutation("mask missing, seen as a leak", MASK, "s", "test_a_position_never_sees_later_ones", "must not see later keys"),
-    Mutation("mask off by one", MASK,
-             "s + causal_mask(q.shape[-2], earlier + 1, dtype=s.dtype, device=s.device)[:, :-1]",
-             "test_scores_match_hf_before_softmax", "off by one: query i also sees key i+1"),
-    Mutation("softmax over the wrong axis", "F.softmax(self.scores(q, k), axis=-1)", "F.softmax(self.scores(q, k), axis=-2)", "test_attention_matches_hf", "Softmax runs over the keys, the last axis"),
-    Mutation("heads reshaped without the transpose", SPLIT, "return x.reshape([batch, self.n_head, seq, self.head_dim])",
-             "test_split_heads_matches_hf", "reshapes straight to [B, n_head, T, head_dim]"),
-    Mutation("heads transposed on the wrong axes", "x.transpose(1, 2)  # [B, n_head", "x.transpose(2, 3)  # [B, n_head",
-             "test_split_heads_matches_hf", "swap axes 1 and 2"),
-    Mutation("heads interleaved", SPLIT,
-             "x = x.reshape([batch, seq, self.head_dim, self.n_head])\n        return x.permute([0, 3, 1, 2])",
-             "test_split_heads_matches_hf", "head h must hold features"),
-    Mutation("heads split wrong, seen in the output", SPLIT, "return x.reshape([batch, self.n_head, seq, self.head_dim])",
-             "test_attention_matches_hf", "first in split_heads"),
-    Mutation("merge without the transpose", "x = x.transpose(1, 2)  # [B, T, n_head, head_dim]\n        return",
-             "return", "test_merge_heads_undoes_split_heads", "without moving the head axis"),
-    Mutation("q and k swapped", "q, k, v = F.split(", "k, q, v = F.split(", "test_attention_matches_hf", "q and k are swapped"),
-    Mutation("c_proj missing", "return self.c_proj(self.merge_heads(self.attend(q, k, v)))",
-             "return self.merge_heads(self.attend(q, k, v))",
-             "test_attention_matches_hf", "c_proj is not applied"),
-    Mutation("c_attn too narrow", "Linear(config.n_embd, 3 * config.n_embd)", "Linear(config.n_embd, config.n_embd)",
-             "test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes", "expected [2304, 768]"),
+    Mutation(
+        "mask missing, seen as a leak", MASK, "s", "test_a_position_never_sees_later_ones", "must not see later keys"
+    ),
+    Mutation(
+        "mask off by one",
+        MASK,
+        "s + causal_mask(q.shape[-2], earlier + 1, dtype=s.dtype, device=s.device)[:, :-1]",
+        "test_scores_match_hf_before_softmax",
+        "off by one: query i also sees key i+1",
+    ),
+    Mutation(
+        "softmax over the wrong axis",
+        "F.softmax(self.scores(q, k), axis=-1)",
+        "F.softmax(self.scores(q, k), axis=-2)",
+        "test_attention_matches_hf",
+        "Softmax runs over the keys, the last axis",
+    ),
+    Mutation(
+        "heads reshaped without the transpose",
+        SPLIT,
+        "return x.reshape([batch, self.n_head, seq, self.head_dim])",
+        "test_split_heads_matches_hf",
+        "reshapes straight to [B, n_head, T, head_dim]",
+    ),
+    Mutation(
+        "heads transposed on the wrong axes",
+        "x.transpose(1, 2)  # [B, n_head",
+        "x.transpose(2, 3)  # [B, n_head",
+        "test_split_heads_matches_hf",
+        "swap axes 1 and 2",
+    ),
+    Mutation(
+        "heads interleaved",
+        SPLIT,
+        "x = x.reshape([batch, seq, self.head_dim, self.n_head])\n        return x.permute([0, 3, 1, 2])",
+        "test_split_heads_matches_hf",
+        "head h must hold features",
+    ),
+    Mutation(
+        "heads split wrong, seen in the output",
+        SPLIT,
+        "return x.reshape([batch, self.n_head, seq, self.head_dim])",
+        "test_attention_matches_hf",
+        "first in split_heads",
+    ),
+    Mutation(
+        "merge without the transpose",
+        "x = x.transpose(1, 2)  # [B, T, n_head, head_dim]\n        return",
+        "return",
+        "test_merge_heads_undoes_split_heads",
+        "without moving the head axis",
+    ),
+    Mutation(
+        "q and k swapped",
+        "q, k, v = F.split(",
+        "k, q, v = F.split(",
+        "test_attention_matches_hf",
+        "q and k are swapped",
+    ),
+    Mutation(
+        "c_proj missing",
+        "return self.c_proj(self.merge_heads(self.attend(q, k, v)))",
+        "return self.merge_heads(self.attend(q, k, v))",
+        "test_attention_matches_hf",
+        "c_proj is not applied",
+    ),
+    Mutation(
+        "c_attn too narrow",
+        "Linear(config.n_embd, 3 * config.n_embd)",
+        "Linear(config.n_embd, config.n_embd)",
+        "test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes",
+        "expected [2304, 768]",
+    ),
 ]

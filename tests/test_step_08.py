@@ -57,7 +57,10 @@ def learner(step, config, ref):
 
     pieces = {name: half(*names) for name, names in HALVES.items()}
     silent = "pre_norm_residual(x, ln_1, a sublayer returning zeros)"
-    pieces["silent"] = silent, lambda: call(step.pre_norm_residual, tensor(X), parts["ln_1"], lambda h: h * 0.0, what=silent)
+    pieces["silent"] = (
+        silent,
+        lambda: call(step.pre_norm_residual, tensor(X), parts["ln_1"], lambda h: h * 0.0, what=silent),
+    )
     _RUNS[id(step)] = together(pieces), spies
     return _RUNS[id(step)]
 
@@ -68,7 +71,9 @@ def check_half(step, config, ref, half):
     norm_name, sub_name = HALVES[half]
     formula = f"x + {sub_name}({norm_name}(x))"
     if got.shape != want.shape:
-        raise CheckFailure(f"the {half} gives shape {list(got.shape)}, expected {list(want.shape)}, the shape of x ({todo(1)})")
+        raise CheckFailure(
+            f"the {half} gives shape {list(got.shape)}, expected {list(want.shape)}, the shape of x ({todo(1)})"
+        )
     if same(got, want):
         return
     norm, sub = spies[norm_name].seen(), spies[sub_name].seen()
@@ -82,14 +87,18 @@ def check_half(step, config, ref, half):
         else:
             says = f"{norm_name} (the norm) was given something other than x itself"
     elif not same(sub[0], norm[1]):
-        says = f"{sub_name} was not given {norm_name}(x)" + (": it got x itself, normalize first" if same(sub[0], X) else "")
+        says = f"{sub_name} was not given {norm_name}(x)" + (
+            ": it got x itself, normalize first" if same(sub[0], X) else ""
+        )
     elif resembles(got, sub[1]):
         says = f"the residual is missing: add x back, {formula}"
     elif resembles(got, norm[1] + sub[1]):
         says = f"{norm_name}(x) is added back instead of x: the stream carries x itself, unnormalized ({formula})"
     else:
         says = f"expected {formula}"
-    raise CheckFailure(f"the {half} differs from HF's {formula} of block 0: {difference(got, want, AXES)}; {says} ({todo(1)})")
+    raise CheckFailure(
+        f"the {half} differs from HF's {formula} of block 0: {difference(got, want, AXES)}; {says} ({todo(1)})"
+    )
 
 
 def ln_1(ref, x):
@@ -118,18 +127,43 @@ def test_a_sublayer_that_adds_nothing_leaves_x_unchanged(step, config, ref):
         says = "the result is ln_1(x): the stream carries x itself, the norm only feeds the sublayer (pre-norm)"
     else:
         says = "it must be x + 0 = x"
-    raise CheckFailure(f"with a sublayer that returns zeros, the result differs from x: {difference(got, X, AXES)}; {says} ({todo(1)})")
+    raise CheckFailure(
+        f"with a sublayer that returns zeros, the result differs from x: {difference(got, X, AXES)}; {says} ({todo(1)})"
+    )
 
 
 RIGHT = "return x + sublayer(norm(x))"
 MUTATIONS = [
     Mutation("post-norm", RIGHT, "return norm(x + sublayer(x))", "test_attention_half_matches_hf_block_0", "post-norm"),
-    Mutation("post-norm, seen with a silent sublayer", RIGHT, "return norm(x + sublayer(x))",
-             "test_a_sublayer_that_adds_nothing_leaves_x_unchanged", "pre-norm"),
-    Mutation("residual missing", RIGHT, "return sublayer(norm(x))", "test_mlp_half_matches_hf_block_0", "residual is missing"),
-    Mutation("residual missing, seen with a silent sublayer", RIGHT, "return sublayer(norm(x))",
-             "test_a_sublayer_that_adds_nothing_leaves_x_unchanged", "x itself must be added back"),
-    Mutation("norm skipped", RIGHT, "return x + sublayer(x)", "test_attention_half_matches_hf_block_0", "ln_1 (the norm) was never called"),
-    Mutation("normalized residual", RIGHT, "return norm(x) + sublayer(norm(x))", "test_attention_half_matches_hf_block_0",
-             "ln_1(x) is added back instead of x"),
+    Mutation(
+        "post-norm, seen with a silent sublayer",
+        RIGHT,
+        "return norm(x + sublayer(x))",
+        "test_a_sublayer_that_adds_nothing_leaves_x_unchanged",
+        "pre-norm",
+    ),
+    Mutation(
+        "residual missing", RIGHT, "return sublayer(norm(x))", "test_mlp_half_matches_hf_block_0", "residual is missing"
+    ),
+    Mutation(
+        "residual missing, seen with a silent sublayer",
+        RIGHT,
+        "return sublayer(norm(x))",
+        "test_a_sublayer_that_adds_nothing_leaves_x_unchanged",
+        "x itself must be added back",
+    ),
+    Mutation(
+        "norm skipped",
+        RIGHT,
+        "return x + sublayer(x)",
+        "test_attention_half_matches_hf_block_0",
+        "ln_1 (the norm) was never called",
+    ),
+    Mutation(
+        "normalized residual",
+        RIGHT,
+        "return norm(x) + sublayer(norm(x))",
+        "test_attention_half_matches_hf_block_0",
+        "ln_1(x) is added back instead of x",
+    ),
 ]

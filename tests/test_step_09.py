@@ -72,11 +72,15 @@ def test_mlp_width_comes_from_the_config(step, config):
         module = block(step, dataclasses.replace(config, n_inner=inner))
         c_fc = getattr(getattr(module, "mlp", None), "c_fc", None)
         if c_fc is None:
-            raise CheckFailure(f"self.mlp is {getattr(module, 'mlp', None)!r:.40}, expected a GPT2MLP with a c_fc layer ({todo(1)})")
+            raise CheckFailure(
+                f"self.mlp is {getattr(module, 'mlp', None)!r:.40}, expected a GPT2MLP with a c_fc layer ({todo(1)})"
+            )
         got = [int(d) for d in c_fc.weight.shape]
         want = [inner or 4 * config.n_embd, config.n_embd]
         if got != want:
-            raise CheckFailure(f"with n_inner={inner} the MLP's c_fc has weight shape {got}, expected [{says}, n_embd] = {want} ({todo(1)})")
+            raise CheckFailure(
+                f"with n_inner={inner} the MLP's c_fc has weight shape {got}, expected [{says}, n_embd] = {want} ({todo(1)})"
+            )
 
 
 def check_part(name, seen, given, gives, wiring, label=None):
@@ -86,9 +90,13 @@ def check_part(name, seen, given, gives, wiring, label=None):
     inp, out = seen
     if not same(inp, given):
         label = label or f"the input of {name}"
-        raise CheckFailure(f"{label} differs from HF's block: {difference(inp, given, AXES)}; {wiring(inp)} ({todo(2)})")
+        raise CheckFailure(
+            f"{label} differs from HF's block: {difference(inp, given, AXES)}; {wiring(inp)} ({todo(2)})"
+        )
     if not same(out, gives):
-        raise CheckFailure(f"{name} differs from HF's {name} on the same input: {difference(out, gives, AXES)}; check how self.{name} is built ({todo(1)})")
+        raise CheckFailure(
+            f"{name} differs from HF's {name} on the same input: {difference(out, gives, AXES)}; check how self.{name} is built ({todo(1)})"
+        )
 
 
 def test_block_matches_hf_block_0(step, config, ref):
@@ -97,7 +105,9 @@ def test_block_matches_hf_block_0(step, config, ref):
     got = result(runs, "block", todo(2))
     normed, attended, first, normed_2, fed, want = ref.compute(hf_block_0, X)
     if got.shape != want.shape:
-        raise CheckFailure(f"block(x) gives shape {list(got.shape)}, expected {list(want.shape)}, the shape of x ({todo(2)})")
+        raise CheckFailure(
+            f"block(x) gives shape {list(got.shape)}, expected {list(want.shape)}, the shape of x ({todo(2)})"
+        )
     if same(got, want):
         return
     seen = {name: spy.seen() for name, spy in spies.items()}
@@ -116,11 +126,17 @@ def test_block_matches_hf_block_0(step, config, ref):
             "the first residual is missing: the stream after attention is x + attn(ln_1(x))": attended,
             "ln_1(x) is added back instead of x: the stream is x + attn(ln_1(x))": normed + attended,
         }
-        return next((says for says, value in known.items() if resembles(inp, value)),
-                    "ln_2 reads the stream after the attention half, x + attn(ln_1(x))")
+        return next(
+            (says for says, value in known.items() if resembles(inp, value)),
+            "ln_2 reads the stream after the attention half, x + attn(ln_1(x))",
+        )
 
     def mlp_input(inp):
-        return "mlp got the stream itself: it reads ln_2 of it" if same(inp, first) else "mlp reads ln_2(x + attn(ln_1(x)))"
+        return (
+            "mlp got the stream itself: it reads ln_2 of it"
+            if same(inp, first)
+            else "mlp reads ln_2(x + attn(ln_1(x)))"
+        )
 
     check_part("ln_1", seen.get("ln_1"), X, normed, ln_1_input)
     check_part("attn", seen.get("attn"), normed, attended, attn_input)
@@ -132,21 +148,53 @@ def test_block_matches_hf_block_0(step, config, ref):
         "the MLP half is computed but the attention half is returned": first,
     }
     says = next((s for s, value in known.items() if resembles(got, value)), "return the stream after both halves")
-    raise CheckFailure(f"block(x) differs from HF's block 0 after every sub-layer matched: {difference(got, want, AXES)}; {says} ({todo(2)})")
+    raise CheckFailure(
+        f"block(x) differs from HF's block 0 after every sub-layer matched: {difference(got, want, AXES)}; {says} ({todo(2)})"
+    )
 
 
 HALVES = "x = pre_norm_residual(x, self.ln_1, self.attn)\n        return pre_norm_residual(x, self.ln_2, self.mlp)"
 MUTATIONS = [
-    Mutation("post-norm", HALVES, "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))",
-             "test_block_matches_hf_block_0", "post-norm"),
-    Mutation("first residual missing", "x = pre_norm_residual(x, self.ln_1, self.attn)", "x = self.attn(self.ln_1(x))",
-             "test_block_matches_hf_block_0", "first residual is missing"),
-    Mutation("second residual missing", "return pre_norm_residual(x, self.ln_2, self.mlp)", "return self.mlp(self.ln_2(x))",
-             "test_block_matches_hf_block_0", "second residual is missing"),
-    Mutation("ln_1 used twice", "pre_norm_residual(x, self.ln_2, self.mlp)", "pre_norm_residual(x, self.ln_1, self.mlp)",
-             "test_block_matches_hf_block_0", "self.ln_2 was never called"),
-    Mutation("n_inner ignored", "inner = config.n_inner or 4 * config.n_embd", "inner = 4 * config.n_embd",
-             "test_mlp_width_comes_from_the_config", "n_inner"),
-    Mutation("mlp built n_embd wide", "inner = config.n_inner or 4 * config.n_embd", "inner = config.n_embd",
-             "test_sub_layers_are_two_layernorms_attention_and_mlp", "mlp.c_fc.weight"),
+    Mutation(
+        "post-norm",
+        HALVES,
+        "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))",
+        "test_block_matches_hf_block_0",
+        "post-norm",
+    ),
+    Mutation(
+        "first residual missing",
+        "x = pre_norm_residual(x, self.ln_1, self.attn)",
+        "x = self.attn(self.ln_1(x))",
+        "test_block_matches_hf_block_0",
+        "first residual is missing",
+    ),
+    Mutation(
+        "second residual missing",
+        "return pre_norm_residual(x, self.ln_2, self.mlp)",
+        "return self.mlp(self.ln_2(x))",
+        "test_block_matches_hf_block_0",
+        "second residual is missing",
+    ),
+    Mutation(
+        "ln_1 used twice",
+        "pre_norm_residual(x, self.ln_2, self.mlp)",
+        "pre_norm_residual(x, self.ln_1, self.mlp)",
+        "test_block_matches_hf_block_0",
+        "self.ln_2 was never called",
+    ),
+    Mutation(
+        "n_inner ignored",
+        "inner = config.n_inner or 4 * config.n_embd",
+        "inner = 4 * config.n_embd",
+        "test_mlp_width_comes_from_the_config",
+        "n_inner",
+    ),
+    Mutation(
+        "mlp built n_embd wide",
+        "inner = config.n_inner or 4 * config.n_embd",
+        "inner = config.n_embd",
+        "test_sub_layers_are_two_layernorms_attention_and_mlp",
+        "mlp.c_fc.weight",
+    ),
 ]

@@ -58,8 +58,9 @@ def test_try_it_snippet_runs_against_the_solutions(n):
     code = snippet(n)
     assert f"steps.step_{n:02d} import" in code, f"step_{n:02d}.md's Try it does not import the learner's step_{n:02d}"
     code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
-    run = subprocess.run([sys.executable, "-c", PASTE], input=code, cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-c", PASTE], input=code, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     # the first error the console showed: a later one may only follow from it
     errors = re.findall(r"^\w*(?:Error|Exception)\b.*$", run.stderr, re.M) or run.stderr.strip().splitlines()[-1:]
     first = errors[0] if errors else f"exit {run.returncode}"

@@ -27,8 +27,14 @@ HOARD = "import numpy as np\n\nhoard = []\nwhile True:  # allocates without boun
 
 def command(name, *args, state, timeout=600):
     env = {**os.environ, "TUTORIAL_STATE": str(state), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", f"tutorial.{name}", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", f"tutorial.{name}", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def submission(folder, **files):
@@ -57,7 +63,10 @@ def test_hint_gives_one_level_per_call_and_remembers_it(tmp_path):
     assert all(out.returncode == 0 for out in outs), outs[0].stderr
     assert "hint 1 of 3: a nudge" in outs[0].stdout and "lookup table" in outs[0].stdout
     assert "hint 2 of 3: the API" in outs[1].stdout and "Embedding(config.vocab_size" in outs[1].stdout
-    assert "hint 3 of 3" in outs[2].stdout and "self.wte = Embedding(config.vocab_size, dim=config.n_embd)" in outs[2].stdout
+    assert (
+        "hint 3 of 3" in outs[2].stdout
+        and "self.wte = Embedding(config.vocab_size, dim=config.n_embd)" in outs[2].stdout
+    )
     assert "hint 3 of 3" in outs[3].stdout and "last hint" in outs[3].stdout  # stays at the last level
     assert json.loads((tmp_path / "hints.json").read_text()) == {"s05": 3}
 
@@ -80,7 +89,9 @@ def test_solution_lines_replace_every_todo_block(n):
     assert sorted(found) == sorted(blocks(stub))
     for todo, (line, lines) in found.items():
         assert lines, f"step {n:02d} TODO {todo}: no solution lines"
-        assert text.splitlines()[line - 1: line - 1 + len(lines)] == lines, f"step {n:02d} TODO {todo}: wrong line number"
+        assert text.splitlines()[line - 1 : line - 1 + len(lines)] == lines, (
+            f"step {n:02d} TODO {todo}: wrong line number"
+        )
         assert not any("TODO" in x for x in lines)
 
 
@@ -162,8 +173,14 @@ def test_progress_reports_a_failing_step_with_its_first_message(tmp_path, monkey
 def test_watch_rechecks_on_save_and_names_the_next_step(tmp_path):
     mine = submission(tmp_path / "mine", step_05=stub_path(5).read_text())
     env = {**os.environ, "TUTORIAL_STATE": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1", "COLUMNS": "250"}
-    process = subprocess.Popen([sys.executable, "-m", "tutorial.watch", "s05", "--use", str(mine)], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tutorial.watch", "s05", "--use", str(mine)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
 
@@ -202,8 +219,16 @@ def test_watch_without_a_step_picks_the_first_unfinished(tmp_path, monkeypatch):
 
 # -- grade -------------------------------------------------------------------------------------
 def grade(folder, tmp_path, *args):
-    out = command("grade", folder, "--json", tmp_path / "grade.json", "--junit", tmp_path / "grade.xml", *args,
-                  state=tmp_path / "state")
+    out = command(
+        "grade",
+        folder,
+        "--json",
+        tmp_path / "grade.json",
+        "--junit",
+        tmp_path / "grade.xml",
+        *args,
+        state=tmp_path / "state",
+    )
     report = json.loads((tmp_path / "grade.json").read_text()) if (tmp_path / "grade.json").exists() else None
     return out, report, {s["step"]: s for s in report["steps"]} if report else {}
 
@@ -239,7 +264,9 @@ def test_grade_survives_a_hang_and_an_abort(tmp_path):
     assert ", at " in steps[1]["message"] and "step_01.py:" in steps[1]["message"]  # where it hung
     assert steps[5]["status"] == "crashed" and "SIGABRT" in steps[5]["message"] and "step_05.py:" in steps[5]["message"]
     statuses = [c["status"] for c in steps[5]["checks"]]
-    assert statuses == ["passed", "crashed", "not run", "not run"] and steps[5]["points"] == 1  # earlier checks keep points
+    assert (
+        statuses == ["passed", "crashed", "not run", "not run"] and steps[5]["points"] == 1
+    )  # earlier checks keep points
 
 
 def test_grade_survives_sys_exit_and_a_memory_blow_up(tmp_path):
@@ -262,7 +289,9 @@ def test_grade_refuses_bad_arguments(tmp_path):
 def test_weights_come_from_grading_toml(monkeypatch):
     from tutorial import grade as grading
 
-    monkeypatch.setitem(runner.SETTINGS, "points", {"default": 1, "s01": {"default_matches_hf": 0.5, "default_matches_hf[n_embd]": 3}})
+    monkeypatch.setitem(
+        runner.SETTINGS, "points", {"default": 1, "s01": {"default_matches_hf": 0.5, "default_matches_hf[n_embd]": 3}}
+    )
     assert grading.weight(1, "test_default_matches_hf[n_head]") == 0.5
     assert grading.weight(1, "test_default_matches_hf[n_embd]") == 3
     assert grading.weight(1, "test_is_a_dataclass") == 1

@@ -109,10 +109,19 @@ def run_max(args, cache: bool) -> RowResult:
         first = first or time.perf_counter() - start
         tokens.append(int(token))
     total = time.perf_counter() - start
-    detail = (f"MAX {version('max')} ({args.device}, --use {args.use}), {MAX_THREADS}={args.threads} "
-              f"({max_workers()})")
-    return RowResult("step13" if cache else "step12", tokens, len(tokens) / total, first, load_s, compile_s,
-                     args.threads, os.getpid(), peak_rss(), detail)
+    detail = f"MAX {version('max')} ({args.device}, --use {args.use}), {MAX_THREADS}={args.threads} ({max_workers()})"
+    return RowResult(
+        "step13" if cache else "step12",
+        tokens,
+        len(tokens) / total,
+        first,
+        load_s,
+        compile_s,
+        args.threads,
+        os.getpid(),
+        peak_rss(),
+        detail,
+    )
 
 
 def max_workers() -> str:
@@ -139,22 +148,26 @@ def run_hf(args) -> RowResult:
 
     def generate(new: int):  # use_cache stays at its default, True: HF's own KV cache
         with torch.no_grad():  # an explicit mask: HF would otherwise guess one from pad_token_id
-            return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, do_sample=False,
-                                  pad_token_id=0)
+            return model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, do_sample=False, pad_token_id=0
+            )
 
     generate(1)  # warm-up, as in the MAX rows
     start = time.perf_counter()
     generate(1)  # generate returns all tokens at once: the first one is timed apart
     first = time.perf_counter() - start
     start = time.perf_counter()
-    tokens = generate(args.new_tokens)[0, args.prompt_tokens:].tolist()
+    tokens = generate(args.new_tokens)[0, args.prompt_tokens :].tolist()
     total = time.perf_counter() - start
-    detail = (f"torch {torch.__version__}, transformers {transformers.__version__}, "
-              f"torch.set_num_threads({torch.get_num_threads()}), {model.config._attn_implementation} attention, "
-              f"{str(model.dtype).removeprefix('torch.')}, no_grad, "
-              f"generate(use_cache={model.generation_config.use_cache})")
-    return RowResult("hf", tokens, len(tokens) / total, first, load_s, 0.0, torch.get_num_threads(), os.getpid(),
-                     peak_rss(), detail)
+    detail = (
+        f"torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"torch.set_num_threads({torch.get_num_threads()}), {model.config._attn_implementation} attention, "
+        f"{str(model.dtype).removeprefix('torch.')}, no_grad, "
+        f"generate(use_cache={model.generation_config.use_cache})"
+    )
+    return RowResult(
+        "hf", tokens, len(tokens) / total, first, load_s, 0.0, torch.get_num_threads(), os.getpid(), peak_rss(), detail
+    )
 
 
 def run_floor(args) -> FloorResult:
@@ -231,9 +244,25 @@ def children_seconds() -> float:
 def spawn(row: str, args, path: Path) -> dict:
     """Run one row in a fresh process; its JSON line as a dict, plus `others`: the cores other processes
     kept busy meanwhile, on average (all busy CPU time less the row's own, over the wall time)."""
-    command = [sys.executable, "-m", "tutorial.bench", "--row", row, "--weights", str(path), "--threads",
-               str(args.threads), "--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens),
-               "--device", args.device, "--use", args.use]
+    command = [
+        sys.executable,
+        "-m",
+        "tutorial.bench",
+        "--row",
+        row,
+        "--weights",
+        str(path),
+        "--threads",
+        str(args.threads),
+        "--prompt-tokens",
+        str(args.prompt_tokens),
+        "--new-tokens",
+        str(args.new_tokens),
+        "--device",
+        args.device,
+        "--use",
+        args.use,
+    ]
     busy, own, start = busy_seconds(), children_seconds(), time.perf_counter()
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     wall, own = time.perf_counter() - start, children_seconds() - own
@@ -255,39 +284,52 @@ def spread(values: list[float], fmt: str) -> str:
 def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floors: list[dict]) -> bool:
     """Print the table; True when every run of every row gave the same tokens."""
     floor = statistics.median(f["gbs"] for f in floors) * 1e9 / weight_bytes  # tok/s
-    print(f"\nGPT-2: {name}; prompt {args.prompt_tokens} tokens, {args.new_tokens} new, greedy, no stop at eos; "
-          f"device {args.device}; {plural(args.threads, 'thread')} per row ({usable_cores()} usable cores); "
-          f"{plural(args.repeats, 'run')} per row, interleaved, each in its own process")
+    print(
+        f"\nGPT-2: {name}; prompt {args.prompt_tokens} tokens, {args.new_tokens} new, greedy, no stop at eos; "
+        f"device {args.device}; {plural(args.threads, 'thread')} per row ({usable_cores()} usable cores); "
+        f"{plural(args.repeats, 'run')} per row, interleaved, each in its own process"
+    )
     for row, label in ROWS.items():
         if row in runs:
             print(f"  {label}: {runs[row][0]['detail']}")
     width = max(len(ROWS[row]) for row in runs)
-    print(f"\n{'':{width}} {'tok/s median':>12} {'(min-max)':>15} {'first token':>11} {'peak RSS':>9} "
-          f"{'read GB/s':>9} {'% of floor':>10}")
+    print(
+        f"\n{'':{width}} {'tok/s median':>12} {'(min-max)':>15} {'first token':>11} {'peak RSS':>9} "
+        f"{'read GB/s':>9} {'% of floor':>10}"
+    )
     medians = {}
     for row, results in runs.items():
         rates = [r["tok_s"] for r in results]
         medians[row] = rate = statistics.median(rates)
         first = statistics.median(r["first_s"] for r in results)
         rss = max(r["peak_rss"] for r in results) / 2**30
-        print(f"{ROWS[row]:{width}} {rate:12.2f} {'(' + spread(rates, '.2f') + ')':>15} {first:9.3f} s "
-              f"{rss:5.2f} GiB {rate * weight_bytes / 1e9:9.2f} {rate / floor:10.0%}")
+        print(
+            f"{ROWS[row]:{width}} {rate:12.2f} {'(' + spread(rates, '.2f') + ')':>15} {first:9.3f} s "
+            f"{rss:5.2f} GiB {rate * weight_bytes / 1e9:9.2f} {rate / floor:10.0%}"
+        )
     gbs = [f["gbs"] for f in floors]
     won = statistics.mode(f["method"] for f in floors)
-    print(f"\nread floor: {statistics.median(gbs):.2f} GB/s median ({spread(gbs, '.2f')}), per run the faster of "
-          f"{' and '.join(floors[0]['methods'])} over {FLOOR_MIB} MiB float32, best of 8 each (faster: {won}, "
-          f"{sum(f['method'] == won for f in floors)} of {len(floors)} runs); {weight_bytes / 1e6:.0f} MB read per "
-          f"decode step (every weight once; the head whole, the embedding tables one row) -> floor {floor:.1f} tok/s")
+    print(
+        f"\nread floor: {statistics.median(gbs):.2f} GB/s median ({spread(gbs, '.2f')}), per run the faster of "
+        f"{' and '.join(floors[0]['methods'])} over {FLOOR_MIB} MiB float32, best of 8 each (faster: {won}, "
+        f"{sum(f['method'] == won for f in floors)} of {len(floors)} runs); {weight_bytes / 1e6:.0f} MB read per "
+        f"decode step (every weight once; the head whole, the embedding tables one row) -> floor {floor:.1f} tok/s"
+    )
     if "hf" in medians:
-        ratios = [f"{label} {medians[row] / medians['hf']:.2f}x" for row, label in
-                  (("step13", "KV-cache loop"), ("step12", "step 12 loop")) if row in medians]
+        ratios = [
+            f"{label} {medians[row] / medians['hf']:.2f}x"
+            for row, label in (("step13", "KV-cache loop"), ("step12", "step 12 loop"))
+            if row in medians
+        ]
         print(f"vs HF generate (median / median): {'; '.join(ratios)}")
     every_run = [*floors, *(r for results in runs.values() for r in results)]
     if others := [r["others"] for r in every_run if r["others"] is not None]:
         busy, free = statistics.median(others), usable_cores() - args.threads
-        print(f"other processes: {busy:.1f} cores busy during a run, median ({spread(others, '.1f')}), beside "
-              f"the row's {plural(args.threads, 'thread')} on {usable_cores()} cores"
-              + (": more than the free ones, so the table measures that contention too" if busy > free + 0.25 else ""))
+        print(
+            f"other processes: {busy:.1f} cores busy during a run, median ({spread(others, '.1f')}), beside "
+            f"the row's {plural(args.threads, 'thread')} on {usable_cores()} cores"
+            + (": more than the free ones, so the table measures that contention too" if busy > free + 0.25 else "")
+        )
     return check_tokens(runs)
 
 
@@ -299,28 +341,40 @@ def check_tokens(runs: dict[str, list[dict]]) -> bool:
         for i, tokens in enumerate(r["tokens"] for r in results):
             if tokens != reference:
                 agree = False
-                at = next((j for j, (a, b) in enumerate(zip(tokens, reference)) if a != b),
-                          min(len(tokens), len(reference)))
-                print(f"tokens: {ROWS[row]} (run {i + 1}) leaves {ROWS[first_row]}'s at new token {at}: "
-                      f"{tokens[at:at + 4]} vs {reference[at:at + 4]}")
+                at = next(
+                    (j for j, (a, b) in enumerate(zip(tokens, reference)) if a != b), min(len(tokens), len(reference))
+                )
+                print(
+                    f"tokens: {ROWS[row]} (run {i + 1}) leaves {ROWS[first_row]}'s at new token {at}: "
+                    f"{tokens[at : at + 4]} vs {reference[at : at + 4]}"
+                )
     if agree:
         print(f"tokens: identical in every row and run ({len(reference)} new tokens)")
     return agree
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prompt-tokens", type=int, default=32, help="prompt length (default 32)")
     parser.add_argument("--new-tokens", type=int, default=128, help="greedy tokens to generate (default 128)")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="runs per row, interleaved: median and min-max (default 1)")
-    parser.add_argument("--threads", type=int, default=usable_cores(),
-                        help=f"threads of every row: {MAX_THREADS} for MAX, torch.set_num_threads for HF "
-                             f"(default: the usable cores, {usable_cores()})")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs per row, interleaved: median and min-max (default 1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=usable_cores(),
+        help=f"threads of every row: {MAX_THREADS} for MAX, torch.set_num_threads for HF "
+        f"(default: the usable cores, {usable_cores()})",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
-    parser.add_argument("--use", default="solutions",
-                        help="the MAX rows' code: solutions (default), steps or a directory of step_NN.py files")
+    parser.add_argument(
+        "--use",
+        default="solutions",
+        help="the MAX rows' code: solutions (default), steps or a directory of step_NN.py files",
+    )
     parser.add_argument("--tiny", action="store_true", help="a 2-block, 64-wide GPT-2 (for testing the bench itself)")
     parser.add_argument("--skip-no-cache", action="store_true", help="leave out the slow step-12 row")
     parser.add_argument("--json", type=Path, help="also write every run's result to this file")
@@ -329,8 +383,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.row:
-        result = {"step12": lambda: run_max(args, False), "step13": lambda: run_max(args, True),
-                  "hf": lambda: run_hf(args), "floor": lambda: run_floor(args)}[args.row]()
+        result = {
+            "step12": lambda: run_max(args, False),
+            "step13": lambda: run_max(args, True),
+            "hf": lambda: run_hf(args),
+            "floor": lambda: run_floor(args),
+        }[args.row]()
         print(json.dumps(asdict(result)), flush=True)
         return 0
 
@@ -343,8 +401,11 @@ def main(argv=None) -> int:
     config = replace(SMALL, n_positions=room) if args.tiny else None
     path, name = weights_dir(config)
     model = json.loads((path / "config.json").read_text())
-    valid_ids([prompt_ids(args.prompt_tokens, model["vocab_size"])], model["vocab_size"],
-              model["n_positions"] - args.new_tokens)
+    valid_ids(
+        [prompt_ids(args.prompt_tokens, model["vocab_size"])],
+        model["vocab_size"],
+        model["n_positions"] - args.new_tokens,
+    )
     rows = [row for row in ROWS if not (row == "step12" and args.skip_no_cache)]
     if args.use != "solutions":  # the learner's steps: unfinished ones named here, not in a child's traceback
         try:
@@ -360,8 +421,11 @@ def main(argv=None) -> int:
         for row in [*rows, "floor"]:
             result = spawn(row, args, path)
             (floors if row == "floor" else runs[row]).append(result)
-            what = (f"{result['gbs']:.2f} GB/s read" if row == "floor" else
-                    f"{result['tok_s']:.2f} tok/s (load {result['load_s']:.1f} s, compile {result['compile_s']:.1f} s)")
+            what = (
+                f"{result['gbs']:.2f} GB/s read"
+                if row == "floor"
+                else f"{result['tok_s']:.2f} tok/s (load {result['load_s']:.1f} s, compile {result['compile_s']:.1f} s)"
+            )
             others = "" if result["others"] is None else f"; other processes busy on {result['others']:.1f} cores"
             print(f"  run {repeat + 1}/{args.repeats} {row:6} pid {result['pid']}: {what}{others}", flush=True)
     if args.json:

@@ -79,15 +79,16 @@ def render(points: dict[int, float]) -> str:
     text += "      - name: Autograding Reporter\n"
     text += "        uses: classroom-resources/autograding-grading-reporter@v1\n"
     text += "        env:\n"
-    text += "".join(f"          S{n:02d}_RESULTS: \"${{{{steps.s{n:02d}.outputs.result}}}}\"\n" for n in points)
+    text += "".join(f'          S{n:02d}_RESULTS: "${{{{steps.s{n:02d}.outputs.result}}}}"\n' for n in points)
     text += "        with:\n"
     text += f"          runners: {','.join(f's{n:02d}' for n in points)}\n"
     return text
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run classroom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run classroom", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed template is out of date")
     args = parser.parse_args(argv)
     text = render(full_points(course_checks()))

@@ -58,11 +58,15 @@ class Engines:
 
     def __init__(self, cached: Module, *, n_layer: int, n_head: int, head_dim: int, device: Device):
         dev = DeviceRef.from_device(device)
-        ids, positions = TensorType(DType.int64, ["batch", "new"], device=dev), TensorType(DType.int64, ["new"], device=dev)
+        ids, positions = (
+            TensorType(DType.int64, ["batch", "new"], device=dev),
+            TensorType(DType.int64, ["new"], device=dev),
+        )
         cache = TensorType(DType.float32, ["batch", n_head, "cached", head_dim], device=dev)
         prefill = cached.compile(ids, positions)
         decode = cached.compile(
-            TensorType(DType.int64, ["batch", 1], device=dev), TensorType(DType.int64, [1], device=dev),
+            TensorType(DType.int64, ["batch", 1], device=dev),
+            TensorType(DType.int64, [1], device=dev),
             *[cache] * (2 * n_layer),
         )
         # Module.compile wraps the engine's model for eager Tensors; the model itself takes and
@@ -71,12 +75,16 @@ class Engines:
 
     def prefill(self, prompt: list[int]) -> tuple[np.ndarray, Cache]:
         """The whole prompt at positions 0..T-1: (next-token logits [vocab_size], the cache)."""
-        logits, *cache = self._prefill.execute(to_device([prompt], self.device), to_device(np.arange(len(prompt)), self.device))
+        logits, *cache = self._prefill.execute(
+            to_device([prompt], self.device), to_device(np.arange(len(prompt)), self.device)
+        )
         return logits.to(CPU()).to_numpy()[0], cache
 
     def decode(self, token: int, position: int, cache: Cache) -> tuple[np.ndarray, Cache]:
         """One token at `position`, after the `position` tokens in the cache: (logits, the cache grown by one)."""
-        logits, *cache = self._decode.execute(to_device([[token]], self.device), to_device([position], self.device), *cache)
+        logits, *cache = self._decode.execute(
+            to_device([[token]], self.device), to_device([position], self.device), *cache
+        )
         return logits.to(CPU()).to_numpy()[0], cache
 
 

@@ -176,5 +176,6 @@ def missing_name(path: Path, n: int, name: str) -> str:
     listed = difflib.get_close_matches(name, public, n=3) or [d for d in public if not have[d][0].endswith("=")][:5]
     found = f"found: {', '.join(listed)}" if listed else "it defines no class or function"
     place = course_place(n, name)
-    return (f"{shown(path)} does not define {name} ({found}), and the checks and later steps import it by that name"
-            + (f": {place}" if place else ""))
+    return f"{shown(path)} does not define {name} ({found}), and the checks and later steps import it by that name" + (
+        f": {place}" if place else ""
+    )

@@ -54,8 +54,16 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, help="sampling: < 1 sharper, > 1 more random (default 0.8)")
     parser.add_argument("--top-k", type=int, help="sampling: draw among the k most likely tokens (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampling draws: same seed, same text")
-    parser.add_argument("--model", default=PRETRAINED, help=f"a save_pretrained directory, or a model in the local HF cache (default {PRETRAINED})")
-    parser.add_argument("--use", default="steps", help="steps (your files, the default), solutions (the reference), or a directory of step_NN.py files")
+    parser.add_argument(
+        "--model",
+        default=PRETRAINED,
+        help=f"a save_pretrained directory, or a model in the local HF cache (default {PRETRAINED})",
+    )
+    parser.add_argument(
+        "--use",
+        default="steps",
+        help="steps (your files, the default), solutions (the reference), or a directory of step_NN.py files",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
     parser.add_argument("--ids", action="store_true", help="also print the new token ids (stderr)")
     args = parser.parse_args(argv)
@@ -65,7 +73,9 @@ def parse(argv) -> argparse.Namespace:
         args.temperature = 0.8 if args.temperature is None else args.temperature
         args.top_k = 40 if args.top_k is None else args.top_k
         if not args.temperature > 0:
-            raise Stop(f"--temperature must be > 0 when sampling (got {args.temperature:g}); --greedy is the limit at 0")
+            raise Stop(
+                f"--temperature must be > 0 when sampling (got {args.temperature:g}); --greedy is the limit at 0"
+            )
     if not args.prompt.strip():
         raise Stop("the prompt is empty: give some text to continue with --prompt")
     if args.max_new_tokens < 1:
@@ -87,10 +97,14 @@ def model_dir(name: str) -> Path:
         return Path(snapshot_download(repo, local_files_only=True))
     except Exception:  # not cached, or not a valid repo id: the same advice
         if repo == PRETRAINED:
-            raise Stop(f"pretrained GPT-2 ({PRETRAINED}) is not in the local HF cache: run `pixi run weights` "
-                       "once (needs the network), or pass --model DIR (a save_pretrained directory)") from None
-        raise Stop(f"--model {name}: no such directory, and not in the local HF cache (generate never downloads): "
-                   f"pass a save_pretrained directory, or `pixi run weights` for {PRETRAINED}") from None
+            raise Stop(
+                f"pretrained GPT-2 ({PRETRAINED}) is not in the local HF cache: run `pixi run weights` "
+                "once (needs the network), or pass --model DIR (a save_pretrained directory)"
+            ) from None
+        raise Stop(
+            f"--model {name}: no such directory, and not in the local HF cache (generate never downloads): "
+            f"pass a save_pretrained directory, or `pixi run weights` for {PRETRAINED}"
+        ) from None
 
 
 def read_config(path: Path) -> dict:
@@ -121,20 +135,26 @@ def load_tokenizer(path: Path):
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
         return tokenizer
-    raise Stop(f"{path} has no tokenizer (tokenizer.json, or vocab.json and merges.txt): "
-               "save one there with tokenizer.save_pretrained(DIR)")
+    raise Stop(
+        f"{path} has no tokenizer (tokenizer.json, or vocab.json and merges.txt): "
+        "save one there with tokenizer.save_pretrained(DIR)"
+    )
 
 
 def check_ids(ids: list[int], config: dict, args, tokenizer, path: Path) -> None:
     vocab, positions = config["vocab_size"], config["n_positions"]
     if bad := [i for i in ids if not 0 <= i < vocab]:
-        raise Stop(f"the prompt has token id {bad[0]} ({tokenizer.id_to_token(bad[0])!r}), outside the model's "
-                   f"vocabulary of {vocab}: the tokenizer in {path} does not belong to this model")
+        raise Stop(
+            f"the prompt has token id {bad[0]} ({tokenizer.id_to_token(bad[0])!r}), outside the model's "
+            f"vocabulary of {vocab}: the tokenizer in {path} does not belong to this model"
+        )
     if len(ids) + args.max_new_tokens > positions:
         room = positions - len(ids)
         fix = f"ask for at most {room} new tokens" if room > 0 else f"shorten the prompt below {positions} tokens"
-        raise Stop(f"the prompt is {len(ids)} tokens, plus {args.max_new_tokens} new ones makes "
-                   f"{len(ids) + args.max_new_tokens}: more than the model's {positions} positions; {fix}")
+        raise Stop(
+            f"the prompt is {len(ids)} tokens, plus {args.max_new_tokens} new ones makes "
+            f"{len(ids) + args.max_new_tokens}: more than the model's {positions} positions; {fix}"
+        )
     if not args.greedy and not 1 <= args.top_k <= vocab:
         raise Stop(f"--top-k must be between 1 and the vocabulary size {vocab} (got {args.top_k})")
 
@@ -147,10 +167,12 @@ def choose_source(use: str) -> Source:
         raise Stop(str(error)) from None
     if stubs := stub_steps(source, STEPS):
         names = ", ".join(f"{n:02d}" for n in stubs)
-        raise Stop(f"--use {use}: step{'s' if len(stubs) > 1 else ''} {names} still "
-                   f"{'have' if len(stubs) > 1 else 'has'} TODOs ({source.shown(stubs[0])}"
-                   f"{', ...' if len(stubs) > 1 else ''}): finish {'them' if len(stubs) > 1 else 'it'} "
-                   f"(pixi run s{stubs[0]:02d}), or run the reference with --use solutions")
+        raise Stop(
+            f"--use {use}: step{'s' if len(stubs) > 1 else ''} {names} still "
+            f"{'have' if len(stubs) > 1 else 'has'} TODOs ({source.shown(stubs[0])}"
+            f"{', ...' if len(stubs) > 1 else ''}): finish {'them' if len(stubs) > 1 else 'it'} "
+            f"(pixi run s{stubs[0]:02d}), or run the reference with --use solutions"
+        )
     return source
 
 
@@ -198,11 +220,14 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
         raise Stop(f"--model {path}: {error}", 1) from None
     to_device(model, device)
     loaded = time.perf_counter()
-    print("compiling the model (once: a minute or two on a cold MAX cache, seconds after)...", file=sys.stderr, flush=True)
+    print(
+        "compiling the model (once: a minute or two on a cold MAX cache, seconds after)...", file=sys.stderr, flush=True
+    )
     if step13:  # the KV cache: a prefill graph and a one-token decode graph
         engines = step13.compile_cached(model, device)
         loop = lambda ids, new, sampling, eos: step13.generate_cached(  # noqa: E731
-            engines, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos)
+            engines, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos
+        )
     else:  # step 12's loop: a full forward over the whole text per token
         compiled = step12.compile_model(model, device)
         loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731
@@ -213,14 +238,18 @@ def use_cache(source: Source) -> bool:
     """Step 13 (the KV cache) when the source has it finished; otherwise step 12's loop, announced."""
     if source.path(13).exists() and not stub_steps(source, [13]):
         return True
-    print("note: step 13 (KV cache) is not done: generating with step 12's loop, a full forward per token",
-          file=sys.stderr)
+    print(
+        "note: step 13 (KV cache) is not done: generating with step 12's loop, a full forward per token",
+        file=sys.stderr,
+    )
     return False
 
 
 def stream(step12, loop, ids, args, config, tokenizer) -> tuple[list[int], float, float]:
     """Print the text as it comes; (new ids, seconds to the first token, seconds in all)."""
-    sampling = step12.Sampling(greedy=args.greedy, temperature=args.temperature or 1.0, top_k=args.top_k, seed=args.seed)
+    sampling = step12.Sampling(
+        greedy=args.greedy, temperature=args.temperature or 1.0, top_k=args.top_k, seed=args.seed
+    )
     print(args.prompt, end="", flush=True)
     new, shown, first = [], "", None
     start = time.perf_counter()
@@ -230,7 +259,7 @@ def stream(step12, loop, ids, args, config, tokenizer) -> tuple[list[int], float
             new.append(int(token))
             text = tokenizer.decode(new, skip_special_tokens=True)
             if not text.endswith("\ufffd"):  # half of a UTF-8 character: wait for its other bytes
-                print(text[len(shown):], end="", flush=True)
+                print(text[len(shown) :], end="", flush=True)
                 shown = text
     except KeyboardInterrupt:
         print("\n[stopped]", end="", file=sys.stderr)
@@ -260,9 +289,11 @@ def run(argv) -> int:
     mode = "greedy" if args.greedy else f"temperature {args.temperature:g}, top-k {args.top_k}, seed {args.seed}"
     if args.ids:
         print(f"new token ids: {new}", file=sys.stderr)
-    print(f"{len(new)} new tokens in {total:.2f} s: {len(new) / total:.2f} tok/s; first token after {first:.2f} s "
-          f"(load {load_s:.1f} s, compile {compile_s:.1f} s; {mode}; model from {source.use}, {args.device})",
-          file=sys.stderr)
+    print(
+        f"{len(new)} new tokens in {total:.2f} s: {len(new) / total:.2f} tok/s; first token after {first:.2f} s "
+        f"(load {load_s:.1f} s, compile {compile_s:.1f} s; {mode}; model from {source.use}, {args.device})",
+        file=sys.stderr,
+    )
     return 0
 
 

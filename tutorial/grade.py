@@ -35,8 +35,15 @@ from rich.table import Table
 from tutorial.course import ROOT, TITLES, built, test_path
 from tutorial.runner import SETTINGS, STATE, StepRun, run_step, showing, stop_on_signals
 
-LOOK = {"passed": "green", "failed": "red", "out of memory": "magenta", "crashed": "magenta",
-        "timed out": "magenta", "error": "magenta", "not submitted": "dim"}
+LOOK = {
+    "passed": "green",
+    "failed": "red",
+    "out of memory": "magenta",
+    "crashed": "magenta",
+    "timed out": "magenta",
+    "error": "magenta",
+    "not submitted": "dim",
+}
 
 
 def weight(n: int, check: str) -> float:
@@ -51,13 +58,29 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 def scored(run: StepRun, folder: Path) -> dict:
-    checks = [{"id": c.id, "name": c.name, "status": c.status, "message": c.message, "seconds": c.seconds,
-               "points": weight(run.step, c.id) if c.status == "passed" else 0,
-               "max_points": 0 if c.status == "skipped" else weight(run.step, c.id)} for c in run.checks]
-    step = {"step": run.step, "title": TITLES[run.step], "file": str(folder / f"step_{run.step:02d}.py"),
-            "status": run.status, "message": run.message, "seconds": run.seconds,
-            "points": sum(c["points"] for c in checks), "max_points": sum(c["max_points"] for c in checks),
-            "checks": checks}
+    checks = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "status": c.status,
+            "message": c.message,
+            "seconds": c.seconds,
+            "points": weight(run.step, c.id) if c.status == "passed" else 0,
+            "max_points": 0 if c.status == "skipped" else weight(run.step, c.id),
+        }
+        for c in run.checks
+    ]
+    step = {
+        "step": run.step,
+        "title": TITLES[run.step],
+        "file": str(folder / f"step_{run.step:02d}.py"),
+        "status": run.status,
+        "message": run.message,
+        "seconds": run.seconds,
+        "points": sum(c["points"] for c in checks),
+        "max_points": sum(c["max_points"] for c in checks),
+        "checks": checks,
+    }
     if run.status not in ("passed", "failed"):
         step["output"] = run.output  # pytest's last lines: what the process printed before it stopped
     return step
@@ -67,13 +90,26 @@ def junit(report: dict) -> ET.ElementTree:
     suites = ET.Element("testsuites", name="gpt2-max grade", time=f"{report['seconds']:.2f}")
     for step in report["steps"]:
         name = f"step_{step['step']:02d}"
-        cases = step["checks"] or [{"name": "checks", "status": step["status"], "message": step["message"],
-                                    "seconds": step["seconds"], "points": 0, "max_points": 0}]
-        suite = ET.SubElement(suites, "testsuite", name=f"{name} {step['title']}", tests=str(len(cases)),
-                              time=f"{step['seconds']:.2f}",
-                              failures=str(sum(c["status"] == "failed" for c in cases)),
-                              errors=str(sum(c["status"] not in ("passed", "failed", "skipped") for c in cases)),
-                              skipped=str(sum(c["status"] == "skipped" for c in cases)))
+        cases = step["checks"] or [
+            {
+                "name": "checks",
+                "status": step["status"],
+                "message": step["message"],
+                "seconds": step["seconds"],
+                "points": 0,
+                "max_points": 0,
+            }
+        ]
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"{name} {step['title']}",
+            tests=str(len(cases)),
+            time=f"{step['seconds']:.2f}",
+            failures=str(sum(c["status"] == "failed" for c in cases)),
+            errors=str(sum(c["status"] not in ("passed", "failed", "skipped") for c in cases)),
+            skipped=str(sum(c["status"] == "skipped" for c in cases)),
+        )
         properties = ET.SubElement(suite, "properties")
         for key in ("status", "points", "max_points"):
             ET.SubElement(properties, "property", name=key, value=str(step[key]))
@@ -92,6 +128,7 @@ def junit(report: dict) -> ET.ElementTree:
 @dataclass(frozen=True)
 class Limits:
     """What a grade depends on besides the files: part of a report, and of grade-class's cache key."""
+
     seconds: float = SETTINGS["limits"]["seconds"]
     memory_gib: float = SETTINGS["limits"]["memory_gib"]
     import_seconds: float = SETTINGS["limits"]["import_seconds"]
@@ -101,10 +138,12 @@ class Limits:
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """--timeout, --memory, --import-timeout and --device, defaults from tutorial/grading.toml."""
     parser.add_argument("--timeout", type=float, default=Limits.seconds, help="seconds per step")
-    parser.add_argument("--memory", type=float, default=Limits.memory_gib,
-                        help="address space per step, GiB (0: no limit)")
-    parser.add_argument("--import-timeout", type=float, default=Limits.import_seconds,
-                        help="seconds a step file may take to import")
+    parser.add_argument(
+        "--memory", type=float, default=Limits.memory_gib, help="address space per step, GiB (0: no limit)"
+    )
+    parser.add_argument(
+        "--import-timeout", type=float, default=Limits.import_seconds, help="seconds a step file may take to import"
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 
 
@@ -128,8 +167,17 @@ def grade(folder: Path, limit: Limits, on_step=None, on_check=None) -> dict:
     before, start, runs = snapshot(folder), time.monotonic(), []
     for i, n in enumerate(steps, 1):
         check_hook = on_step(n, i, len(steps)) if on_step else on_check
-        runs.append(run_step(n, str(folder), seconds=limit.seconds, memory_gib=limit.memory_gib,
-                             import_seconds=limit.import_seconds, device=limit.device, on_check=check_hook))
+        runs.append(
+            run_step(
+                n,
+                str(folder),
+                seconds=limit.seconds,
+                memory_gib=limit.memory_gib,
+                import_seconds=limit.import_seconds,
+                device=limit.device,
+                on_check=check_hook,
+            )
+        )
     changed = sorted(set(snapshot(folder).items()) ^ set(before.items()))
     session = next((r.session for r in runs if r.session), {})
     report = {
@@ -162,10 +210,18 @@ def write_reports(report: dict, json_path: Path, junit_path: Path) -> None:
 def course_checks() -> dict[int, list[str]]:
     """Every check of every step, as named in its file ("test_default_matches_hf[n_embd]"), by collecting
     the course's tests (~3 s): the full points of a step are its checks' weights, whatever was submitted."""
-    command = [sys.executable, "-m", "pytest", "--collect-only", "-p", "no:cacheprovider",
-               *(str(test_path(n).relative_to(ROOT)) for n in built())]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--collect-only",
+        "-p",
+        "no:cacheprovider",
+        *(str(test_path(n).relative_to(ROOT)) for n in built()),
+    ]
+    out = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    )
     found: dict[int, list[str]] = {n: [] for n in built()}
     for line in out.stdout.splitlines():  # pytest.ini's -q: one "tests/test_step_NN.py::test_x[case]" a line
         if (m := re.fullmatch(r"tests/test_step_(\d\d)\.py::(\S+)", line.strip())) and int(m[1]) in found:
@@ -181,8 +237,9 @@ def full_points(checks: dict[int, list[str]]) -> dict[int, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run grade", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run grade", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("submission", type=Path, help="a directory of step_NN.py files")
     parser.add_argument("--json", type=Path, help="where to write the JSON report")
     parser.add_argument("--junit", type=Path, help="where to write the JUnit XML report")
@@ -194,8 +251,10 @@ def main(argv=None) -> int:
     steps = submitted(folder)
     if not steps:
         parser.error(f"{args.submission} has no step_NN.py file for a step of the course ({built()})")
-    out = {"json": args.json or STATE / "grades" / f"{folder.name}.json",
-           "junit": args.junit or STATE / "grades" / f"{folder.name}.xml"}
+    out = {
+        "json": args.json or STATE / "grades" / f"{folder.name}.json",
+        "junit": args.junit or STATE / "grades" / f"{folder.name}.xml",
+    }
     if inside := [str(p) for p in out.values() if p.resolve().is_relative_to(folder)]:
         parser.error(f"the grader never writes into the submission: {inside[0]} is inside it")
 
@@ -212,12 +271,21 @@ def main(argv=None) -> int:
     table = Table("step", "title", "status", "points", "time", title=f"Grade of {folder}")
     table.add_column("first problem", overflow="fold")
     for s in report["steps"]:
-        table.add_row(f"s{s['step']:02d}", s["title"], f"[{LOOK[s['status']]}]{s['status']}",
-                      f"{s['points']:g}/{s['max_points']:g}", f"{s['seconds']:.0f} s", s["message"])
+        table.add_row(
+            f"s{s['step']:02d}",
+            s["title"],
+            f"[{LOOK[s['status']]}]{s['status']}",
+            f"{s['points']:g}/{s['max_points']:g}",
+            f"{s['seconds']:.0f} s",
+            s["message"],
+        )
     console.print(table)
-    console.print(f"Total: {report['points']:g}/{report['max_points']:g} points · "
-                  f"{sum(s['status'] == 'passed' for s in report['steps'])} of {len(steps)} steps pass · "
-                  f"MAX {report['max_version']} · {args.device} · reference: {report['reference']}", highlight=False)
+    console.print(
+        f"Total: {report['points']:g}/{report['max_points']:g} points · "
+        f"{sum(s['status'] == 'passed' for s in report['steps'])} of {len(steps)} steps pass · "
+        f"MAX {report['max_version']} · {args.device} · reference: {report['reference']}",
+        highlight=False,
+    )
     if report["submission_changed"]:
         console.print(f"[red]The submission changed while it was graded: {', '.join(report['submission_changed'])}")
     write_reports(report, out["json"], out["junit"])

@@ -29,21 +29,42 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from tutorial.course import ROOT, TITLES
-from tutorial.grade import (Limits, add_limit_options, course_checks, full_points, grade, limits, steps_folder,
-                            write_reports)
+from tutorial.grade import (
+    Limits,
+    add_limit_options,
+    course_checks,
+    full_points,
+    grade,
+    limits,
+    steps_folder,
+    write_reports,
+)
 from tutorial.runner import STATE, Stopped, stop_on_signals
 
 # What a step's status becomes in the gradebook (the JSON keeps the finer one).
-VERDICT = {"passed": "passed", "failed": "failed", "timed out": "timed out", "crashed": "crashed",
-           "out of memory": "crashed", "error": "crashed"}
+VERDICT = {
+    "passed": "passed",
+    "failed": "failed",
+    "timed out": "timed out",
+    "crashed": "crashed",
+    "out of memory": "crashed",
+    "error": "crashed",
+}
 # The course's side of a grade: a change to any of these changes every student's grade key.
-COURSE_FILES = ["pytest.ini", "requirements.txt", "tutorial/*.py", "tutorial/grading.toml", "tests/__init__.py",
-                "tests/conftest.py", "tests/test_step_*.py", "solutions/*.py"]
+COURSE_FILES = [
+    "pytest.ini",
+    "requirements.txt",
+    "tutorial/*.py",
+    "tutorial/grading.toml",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/test_step_*.py",
+    "solutions/*.py",
+]
 
 
 @dataclass(frozen=True)
@@ -87,8 +108,7 @@ def gradebook(reports: dict[str, dict], full: dict[int, float], path: Path) -> N
     steps = sorted(full)
     with path.open("w", newline="") as file:
         out = csv.writer(file)
-        out.writerow(["student", *(f"s{n:02d}" for n in steps), "total", "max",
-                      *(f"s{n:02d} status" for n in steps)])
+        out.writerow(["student", *(f"s{n:02d}" for n in steps), "total", "max", *(f"s{n:02d} status" for n in steps)])
         for name, report in sorted(reports.items()):
             graded = {s["step"]: s for s in report["steps"]}
             points = [graded[n]["points"] if n in graded else 0 for n in steps]
@@ -97,11 +117,13 @@ def gradebook(reports: dict[str, dict], full: dict[int, float], path: Path) -> N
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run grade-class", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run grade-class", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folder", type=Path, help="a directory with one subfolder of step_NN.py files per student")
-    parser.add_argument("--out", type=Path, help="where the reports and gradebook.csv go "
-                                                 "(default .progress/grades/<DIR name>/)")
+    parser.add_argument(
+        "--out", type=Path, help="where the reports and gradebook.csv go (default .progress/grades/<DIR name>/)"
+    )
     parser.add_argument("--jobs", type=int, default=cores(), help="students graded at once (default: cores)")
     parser.add_argument("--force", action="store_true", help="grade every student again, changed or not")
     add_limit_options(parser)
@@ -124,8 +146,11 @@ def main(argv=None) -> int:
     reports = {} if args.force else {s.name: r for s in everyone if (r := last_grade(s, out))}
     todo = [s for s in everyone if s.name not in reports]
     if reports:
-        console.print(f"{len(reports)} of {len(everyone)} students unchanged since their last grade: "
-                      f"skipped ({', '.join(sorted(reports))}); --force grades them again", highlight=False)
+        console.print(
+            f"{len(reports)} of {len(everyone)} students unchanged since their last grade: "
+            f"skipped ({', '.join(sorted(reports))}); --force grades them again",
+            highlight=False,
+        )
     failures = grade_all(todo, limit, out, args.jobs, console, reports)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -134,20 +159,33 @@ def main(argv=None) -> int:
     table.add_column("first problem", overflow="fold")
     for name, report in sorted(reports.items()):
         first = next((s for s in report["steps"] if s["status"] != "passed"), None)
-        table.add_row(name, f"{report['points']:g}/{sum(full.values()):g}",
-                      f"{sum(s['status'] == 'passed' for s in report['steps'])} of {len(full)}",
-                      escape(f"s{first['step']:02d}: {first['message']}") if first else "")
+        table.add_row(
+            name,
+            f"{report['points']:g}/{sum(full.values()):g}",
+            f"{sum(s['status'] == 'passed' for s in report['steps'])} of {len(full)}",
+            escape(f"s{first['step']:02d}: {first['message']}") if first else "",
+        )
     console.print(table)
-    console.print(f"{len(todo) - len(failures)} graded, {len(everyone) - len(todo)} unchanged, in "
-                  f"{time.monotonic() - start:.1f} s · gradebook {out / 'gradebook.csv'}", highlight=False)
+    console.print(
+        f"{len(todo) - len(failures)} graded, {len(everyone) - len(todo)} unchanged, in "
+        f"{time.monotonic() - start:.1f} s · gradebook {out / 'gradebook.csv'}",
+        highlight=False,
+    )
     return 1 if failures else 0
 
 
-def grade_all(todo: list[Student], limit: Limits, out: Path, jobs: int, console: Console,
-              reports: dict[str, dict]) -> list[str]:
+def grade_all(
+    todo: list[Student], limit: Limits, out: Path, jobs: int, console: Console, reports: dict[str, dict]
+) -> list[str]:
     """Grade `todo`, `jobs` at once, into `reports` (and their JSON and JUnit files); the names that failed."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     failures: list[str] = []
     if not todo:
         return failures
@@ -187,9 +225,11 @@ def grade_all(todo: list[Student], limit: Limits, out: Path, jobs: int, console:
                     progress.console.print(f"[red]{why}")
                 else:
                     passed = sum(s["status"] == "passed" for s in report["steps"])
-                    progress.console.print(f"{student.name}: {report['points']:g} points, {passed} of "
-                                           f"{len(report['steps'])} submitted steps pass ({report['seconds']:.0f} s)",
-                                           highlight=False)
+                    progress.console.print(
+                        f"{student.name}: {report['points']:g} points, {passed} of "
+                        f"{len(report['steps'])} submitted steps pass ({report['seconds']:.0f} s)",
+                        highlight=False,
+                    )
                 progress.advance(overall)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -23,8 +23,17 @@ from tutorial.runner import Check, stop_on_signals
 
 ZIP = ROOT / "build" / "gradescope" / "autograder.zip"
 # The course as the grader needs it; steps/ holds the stubs, by which the harness knows the steps.
-COURSE = ["requirements.txt", "pytest.ini", "tutorial/*.py", "tutorial/*.toml", "tests/__init__.py",
-          "tests/conftest.py", "tests/test_step_*.py", "solutions/*.py", "steps/*.py"]
+COURSE = [
+    "requirements.txt",
+    "pytest.ini",
+    "tutorial/*.py",
+    "tutorial/*.toml",
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/test_step_*.py",
+    "solutions/*.py",
+    "steps/*.py",
+]
 SCRIPTS = ROOT / "templates" / "gradescope"  # setup.sh and run_autograder, at the zip's root
 VISIBILITY = "visible"  # Gradescope's per-test visibility: students see each check's line at once
 
@@ -58,24 +67,40 @@ def results(report: dict, checks: dict[int, list[str]]) -> dict:
             else:
                 status, output = c["status"], c["message"]
             points = weight(n, check)
-            tests.append({"name": f"s{n:02d} {TITLES[n]} · {Check(check, '').name}", "number": f"{n}.{i}",
-                          "score": points if status == "passed" else 0, "max_score": points,
-                          "status": "passed" if status == "passed" else "failed",
-                          "output": output if status in ("passed", "failed", "not submitted") or not output
-                          else f"{status}: {output}", "visibility": VISIBILITY})
+            tests.append(
+                {
+                    "name": f"s{n:02d} {TITLES[n]} · {Check(check, '').name}",
+                    "number": f"{n}.{i}",
+                    "score": points if status == "passed" else 0,
+                    "max_score": points,
+                    "status": "passed" if status == "passed" else "failed",
+                    "output": output
+                    if status in ("passed", "failed", "not submitted") or not output
+                    else f"{status}: {output}",
+                    "visibility": VISIBILITY,
+                }
+            )
     score = sum(t["score"] for t in tests)
     passed = [s["step"] for s in report["steps"] if s["status"] == "passed"]
-    summary = (f"{score:g} of {sum(t['max_score'] for t in tests):g} points. Steps passed: "
-               f"{', '.join(f'{n:02d}' for n in passed) or 'none'}. Not submitted: "
-               f"{', '.join(f'{n:02d}' for n in report['not_submitted']) or 'none'}. "
-               f"Checked with MAX {report['max_version']} on {report['device']} against {report['reference']}.")
-    return {"score": score, "execution_time": round(report["seconds"]), "output": summary,
-            "stdout_visibility": "hidden", "tests": tests}
+    summary = (
+        f"{score:g} of {sum(t['max_score'] for t in tests):g} points. Steps passed: "
+        f"{', '.join(f'{n:02d}' for n in passed) or 'none'}. Not submitted: "
+        f"{', '.join(f'{n:02d}' for n in report['not_submitted']) or 'none'}. "
+        f"Checked with MAX {report['max_version']} on {report['device']} against {report['reference']}."
+    )
+    return {
+        "score": score,
+        "execution_time": round(report["seconds"]),
+        "output": summary,
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run gradescope", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run gradescope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command")
     make = sub.add_parser("build", help="write the autograder zip (the default)")
     make.add_argument("--out", type=Path, default=ZIP, help=f"the zip to write (default {ZIP.relative_to(ROOT)})")
@@ -97,8 +122,10 @@ def main(argv=None) -> int:
         return 0
     out = getattr(args, "out", ZIP)
     names = build(out)
-    print(f"{out}: {len(names)} files. Upload it as the assignment's autograder on Gradescope "
-          f"(its Configure Autograder page).")
+    print(
+        f"{out}: {len(names)} files. Upload it as the assignment's autograder on Gradescope "
+        f"(its Configure Autograder page)."
+    )
     return 0
 
 

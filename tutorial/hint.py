@@ -49,7 +49,7 @@ def solution_lines(stub: str, solution: str) -> dict[int, tuple[int, list[str]]]
     for n, (first, last) in sorted(blocks.items()):
         before = max((anchor[i] for i in anchor if i < first - 1), default=-1)
         after = min((anchor[i] for i in anchor if i > last - 1), default=len(b_lines))
-        lines = b_lines[before + 1:after]
+        lines = b_lines[before + 1 : after]
         while lines and not lines[-1].strip():
             lines.pop()
         found[n] = (before + 2, lines)
@@ -75,14 +75,23 @@ def show(n: int, level: int, console: Console) -> bool:
     console.print(f"The lines of solutions/solution_{n:02d}.py that replace each TODO block:")
     for k, (line, lines) in solution_lines(stub, solution).items():
         console.print(f"\n[bold]{comments[k]}[/]", highlight=False)
-        console.print(Syntax("\n".join(lines) or "# (the solution deletes this block)", "python",
-                             line_numbers=True, start_line=line, dedent=True, word_wrap=True))
+        console.print(
+            Syntax(
+                "\n".join(lines) or "# (the solution deletes this block)",
+                "python",
+                line_numbers=True,
+                start_line=line,
+                dedent=True,
+                word_wrap=True,
+            )
+        )
     return True
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run hint", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run hint", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("step", type=step_arg, help="the step, e.g. s05")
     parser.add_argument("--level", type=int, choices=sorted(LEVELS), help="show this level (1-3)")
     parser.add_argument("--reset", action="store_true", help="forget the hints seen: the next one is the nudge")
@@ -100,8 +109,10 @@ def main(argv=None) -> int:
         if level < 3:
             console.print(f"[dim]Stuck still? `pixi run hint {key}` again shows {LEVELS[level + 1]}.[/]")
         else:
-            console.print(f"[dim]That is the last hint. `pixi run hint {key} --level 1` re-reads the nudge; "
-                          f"`--reset` starts over.[/]")
+            console.print(
+                f"[dim]That is the last hint. `pixi run hint {key} --level 1` re-reads the nudge; "
+                f"`--reset` starts over.[/]"
+            )
         if not found:
             return 1
     SEEN.parent.mkdir(parents=True, exist_ok=True)

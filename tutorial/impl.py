@@ -66,8 +66,9 @@ class Source:
             del sys.modules[name]
             lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
             at = f"; it was at {self.shown(n)}:{lines[-1]} when stopped" if lines else ""
-            raise ImportTimedOut(f"your file did not finish importing in {seconds:g} s "
-                                 f"(an endless loop at top level?){at}") from error
+            raise ImportTimedOut(
+                f"your file did not finish importing in {seconds:g} s (an endless loop at top level?){at}"
+            ) from error
         except BaseException as error:  # a learner's file may raise anything, even SystemExit
             del sys.modules[name]
             raise StepError(explain(error, path)) from error

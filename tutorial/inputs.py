@@ -24,8 +24,10 @@ def valid_ids(ids, vocab_size: int, n_positions: int) -> np.ndarray:
     if array.size == 0:
         raise ValueError(f"no tokens to run: ids of shape {list(array.shape)} (an empty batch or an empty prompt)")
     if array.shape[1] > n_positions:
-        raise ValueError(f"a sequence of {array.shape[1]} tokens is longer than n_positions = {n_positions}, "
-                         "the rows of the position table")
+        raise ValueError(
+            f"a sequence of {array.shape[1]} tokens is longer than n_positions = {n_positions}, "
+            "the rows of the position table"
+        )
     if (bad := (array < 0) | (array >= vocab_size)).any():
         at = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"token id {int(array[at])} at {list(at)} is outside the vocabulary [0, {vocab_size})")

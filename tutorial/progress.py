@@ -19,8 +19,13 @@ from tutorial.impl import Source
 from tutorial.reset import committed_stub
 from tutorial.runner import remember, run_step, showing
 
-LOOK = {"done": "[green]✓ done", "failing": "[red]✗ failing", "not started": "[dim]· not started",
-        "missing": "[red]? missing", "coming": "[dim]  coming soon"}
+LOOK = {
+    "done": "[green]✓ done",
+    "failing": "[red]✗ failing",
+    "not started": "[dim]· not started",
+    "missing": "[red]? missing",
+    "coming": "[dim]  coming soon",
+}
 
 
 def status(n: int, use: str, console: Console) -> tuple[str, str]:
@@ -45,8 +50,9 @@ def status(n: int, use: str, console: Console) -> tuple[str, str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run progress", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run progress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--use", default="steps", help="steps (yours, the default) or a directory of step_NN.py files")
     args = parser.parse_args(argv)
     console = Console()
@@ -59,11 +65,14 @@ def main(argv=None) -> int:
     console.print(table)
     done = sum(state == "done" for state, _ in found.values())
     bar = "█" * round(30 * done / len(TITLES))
-    console.print(f"[green]{bar}[/][dim]{'░' * (30 - len(bar))}[/] {done}/{len(TITLES)} steps done "
-                  f"({100 * done // len(TITLES)}%)")
+    console.print(
+        f"[green]{bar}[/][dim]{'░' * (30 - len(bar))}[/] {done}/{len(TITLES)} steps done ({100 * done // len(TITLES)}%)"
+    )
     todo = next((n for n, (state, _) in found.items() if state in ("failing", "not started", "missing")), None)
     if todo:
-        console.print(f"Next: step {todo:02d}, {TITLES[todo]}: `pixi run watch s{todo:02d}` re-checks it on every save.")
+        console.print(
+            f"Next: step {todo:02d}, {TITLES[todo]}: `pixi run watch s{todo:02d}` re-checks it on every save."
+        )
     return 0
 
 

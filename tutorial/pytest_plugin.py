@@ -34,8 +34,12 @@ def pytest_addoption(parser):
     group = parser.getgroup("gpt2 tutorial")
     group.addoption("--use", default="steps", help="steps (yours), solutions, or a directory of step_NN.py files")
     group.addoption("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
-    group.addoption("--import-timeout", type=float, default=SETTINGS["limits"]["import_seconds"],
-                    help="seconds the step file may take to import (default: tutorial/grading.toml)")
+    group.addoption(
+        "--import-timeout",
+        type=float,
+        default=SETTINGS["limits"]["import_seconds"],
+        help="seconds the step file may take to import (default: tutorial/grading.toml)",
+    )
 
 
 def step_number(path) -> int | None:
@@ -143,8 +147,9 @@ def pytest_runtest_makereport(item, call):
         # check. A session of many files (the course's suite) goes on to the other steps.
         if getattr(report, "timed_out", False) and len({i.path for i in item.session.items}) == 1:
             left = len(item.session.items) - item.session.items.index(item) - 1
-            item.session.shouldfail = (f"'{check_name(report)}' timed out: the run stops here"
-                                       + (f", {left} later checks not run" if left else ""))
+            item.session.shouldfail = f"'{check_name(report)}' timed out: the run stops here" + (
+                f", {left} later checks not run" if left else ""
+            )
     return report
 
 
@@ -158,7 +163,7 @@ def chain(error: BaseException | None):
 
 
 def stopped_at(error: BaseException) -> str:
-    """", at steps/step_05.py:42 (`while True:`)": the innermost frame in the learner's file."""
+    """ ", at steps/step_05.py:42 (`while True:`)": the innermost frame in the learner's file."""
     if checks.LEARNER_FILE is None:
         return ""
     mine = Path(checks.LEARNER_FILE).resolve()
@@ -206,8 +211,11 @@ def pytest_unconfigure(config):
         line = f"Step {n:02d}: {failed} of {passed + failed} checks fail. Start with the first ✗ above; `pixi run hint s{n:02d}` helps."
     elif passed:
         nxt = next_step(n)
-        after = (f"Next: step {nxt:02d}, {TITLES[nxt]} (book/src/step_{nxt:02d}.md, then pixi run s{nxt:02d})."
-                 if nxt else "That was the last step: run `pixi run generate` and read your own GPT-2's text.")
+        after = (
+            f"Next: step {nxt:02d}, {TITLES[nxt]} (book/src/step_{nxt:02d}.md, then pixi run s{nxt:02d})."
+            if nxt
+            else "That was the last step: run `pixi run generate` and read your own GPT-2's text."
+        )
         line = f"Well done: step {n:02d} ({TITLES[n]}) passes all {passed} checks. {after}"
     else:
         return

@@ -34,8 +34,13 @@ def pytest_configure(config):
 
 
 def pytest_sessionstart(session):
-    emit(event="session", reference=reference().name, device=checks.DEVICE,
-         tolerance=str(checks.tolerance()), max=version("max"))
+    emit(
+        event="session",
+        reference=reference().name,
+        device=checks.DEVICE,
+        tolerance=str(checks.tolerance()),
+        max=version("max"),
+    )
 
 
 def pytest_collection_finish(session):
@@ -55,7 +60,9 @@ def pytest_runtest_logreport(report):
         if report.skipped and isinstance(report.longrepr, tuple):
             result["message"] = report.longrepr[2]
         else:
-            result["message"] = getattr(report, "one_line", None) or (str(report.longrepr).strip().splitlines() or [""])[-1]
+            result["message"] = (
+                getattr(report, "one_line", None) or (str(report.longrepr).strip().splitlines() or [""])[-1]
+            )
         if getattr(report, "timed_out", False):  # tutorial.pytest_plugin stopped the run on it
             result["timed_out"] = True
 

@@ -114,7 +114,9 @@ class Reference:
         if not self.id.startswith("random"):
             keys = ["transformer." + k for k in keys]
         wanted = [k for k in keys if k.startswith(prefix) and not k.endswith((".attn.bias", ".attn.masked_bias"))]
-        if 2 * len(wanted) > len(keys) and len(self._read) < len(keys):  # most of the file: one read, 2x faster than per tensor
+        if 2 * len(wanted) > len(keys) and len(self._read) < len(
+            keys
+        ):  # most of the file: one read, 2x faster than per tensor
             from safetensors.numpy import load_file
 
             self._read |= {k: v for k, v in load_file(str(self.file)).items() if k not in self._read}
@@ -164,8 +166,13 @@ class Reference:
 
         c = self.config
         return transformers.GPT2Config(
-            vocab_size=c.vocab_size, n_positions=c.n_positions, n_embd=c.n_embd, n_layer=c.n_layer,
-            n_head=c.n_head, n_inner=c.n_inner, layer_norm_epsilon=c.layer_norm_epsilon,
+            vocab_size=c.vocab_size,
+            n_positions=c.n_positions,
+            n_embd=c.n_embd,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            n_inner=c.n_inner,
+            layer_norm_epsilon=c.layer_norm_epsilon,
         )
 
     def _save_random_weights(self) -> None:
@@ -181,8 +188,11 @@ class Reference:
                     p.add_(torch.randn_like(p) * 0.1)  # LayerNorm away from ones/zeros
                 elif name.endswith(".bias"):
                     p.add_(torch.randn_like(p) * 0.02)  # HF initialises biases to zero
-        state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()
-                 if not k.endswith((".attn.bias", ".attn.masked_bias")) and k != "lm_head.weight"}
+        state = {
+            k: v.detach().numpy().copy()
+            for k, v in model.state_dict().items()
+            if not k.endswith((".attn.bias", ".attn.masked_bias")) and k != "lm_head.weight"
+        }
         write_once(self.file, lambda tmp: save_file(state, str(tmp)))
 
 

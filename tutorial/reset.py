@@ -51,8 +51,9 @@ def reset(n: int, root: Path = ROOT, ref: str | None = None, backups: Path | Non
     """Restore the stub; returns what happened, in one line. Raises LookupError without a stub."""
     stub = committed_stub(n, root, ref)
     if stub is None:
-        raise LookupError(f"git has no steps/step_{n:02d}.py" + (f" at {ref}" if ref else "")
-                          + ": is this a git clone of the course?")
+        raise LookupError(
+            f"git has no steps/step_{n:02d}.py" + (f" at {ref}" if ref else "") + ": is this a git clone of the course?"
+        )
     text, source = stub
     path = root / "steps" / f"step_{n:02d}.py"
     if path.exists() and path.read_text() == text:
@@ -69,8 +70,9 @@ def reset(n: int, root: Path = ROOT, ref: str | None = None, backups: Path | Non
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run reset", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pixi run reset", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("step", type=step_arg, help="the step to restore, e.g. s05")
     parser.add_argument("--from", dest="ref", metavar="REF", help="take the stub from this git ref instead")
     args = parser.parse_args(argv)

@@ -102,6 +102,7 @@ def stop_all() -> None:
 
 def stop_on_signals() -> None:
     """SIGTERM and Ctrl-C (SIGINT) kill the step processes first, then end the grader (128 + signal)."""
+
     def handler(signum, frame):
         stop_all()
         if signum == signal.SIGINT:
@@ -112,8 +113,16 @@ def stop_on_signals() -> None:
         signal.signal(sig, handler)
 
 
-def run_step(n: int, use: str = "steps", *, seconds: float | None = None, memory_gib: float | None = None,
-             import_seconds: float | None = None, device: str = "cpu", on_check=None) -> StepRun:
+def run_step(
+    n: int,
+    use: str = "steps",
+    *,
+    seconds: float | None = None,
+    memory_gib: float | None = None,
+    import_seconds: float | None = None,
+    device: str = "cpu",
+    on_check=None,
+) -> StepRun:
     """`python -m pytest tests/test_step_NN.py --use USE`, limited; on_check(name) hears each check start."""
     seconds = SETTINGS["limits"]["seconds"] if seconds is None else seconds
     memory_gib = SETTINGS["limits"]["memory_gib"] if memory_gib is None else memory_gib
@@ -129,9 +138,16 @@ def run_step(n: int, use: str = "steps", *, seconds: float | None = None, memory
             with output.open("w") as out, _LOCK:
                 if STOPPING.is_set():
                     raise Stopped
-                process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                           stderr=subprocess.STDOUT, start_new_session=True,
-                                           preexec_fn=partial(_limit, memory_gib))
+                process = subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=partial(_limit, memory_gib),
+                )
                 _RUNNING[process.pid] = process  # its pid is its process group's id
             while process.poll() is None:
                 time.sleep(0.2)
@@ -153,8 +169,16 @@ def run_step(n: int, use: str = "steps", *, seconds: float | None = None, memory
         if STOPPING.is_set():  # killed by stop_all (from another thread): not the learner's crash
             raise Stopped
         printed = output.read_text(errors="replace")
-        run = _judge(n, _events(record), process.returncode, timed_out, seconds, memory_gib,
-                     round(time.monotonic() - start, 2), "\n".join(printed.splitlines()[-20:]))
+        run = _judge(
+            n,
+            _events(record),
+            process.returncode,
+            timed_out,
+            seconds,
+            memory_gib,
+            round(time.monotonic() - start, 2),
+            "\n".join(printed.splitlines()[-20:]),
+        )
         if run.status in ("crashed", "timed out"):  # faulthandler printed the stack: name the learner's line
             source = Source(use)
             line = re.search(rf'File "{re.escape(str(source.path(n)))}", line (\d+)', printed)
@@ -221,9 +245,12 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
     hung = next((c for c in collected if results.get(c, {}).get("timed_out")), None)
     if hung and not timed_out and returncode >= 0:  # the check harness stopped the run at its first time-out
         name, message = Check(hung, "").name, results[hung]["message"]
-        checks = [Check(c, "timed out" if c == hung else results[c]["status"], results[c]["message"],
-                        results[c]["seconds"]) if c in results
-                  else Check(c, "not run", f"not run: the run stopped when '{name}' timed out") for c in collected]
+        checks = [
+            Check(c, "timed out" if c == hung else results[c]["status"], results[c]["message"], results[c]["seconds"])
+            if c in results
+            else Check(c, "not run", f"not run: the run stopped when '{name}' timed out")
+            for c in collected
+        ]
         return StepRun(n, "timed out", f"{name}: {message}", checks, elapsed, session, tail)
     checks = []
     for check in collected:
@@ -243,7 +270,9 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
         return StepRun(n, "passed", "", checks, elapsed, session, tail)
     message = f"{first.name}: {first.message}"
     if any("MemoryError" in c.message for c in checks):
-        return StepRun(n, "out of memory", f"{message} (memory limit {memory_gib:g} GiB)", checks, elapsed, session, tail)
+        return StepRun(
+            n, "out of memory", f"{message} (memory limit {memory_gib:g} GiB)", checks, elapsed, session, tail
+        )
     return StepRun(n, "failed", message, checks, elapsed, session, tail)
 
 

@@ -24,8 +24,12 @@ def tokenizer():
 
     trained = ByteLevelBPETokenizer()
     trained.train_from_iterator(TEXT, vocab_size=320, min_frequency=2, special_tokens=["<|endoftext|>"])
-    return GPT2TokenizerFast(tokenizer_object=trained._tokenizer, bos_token="<|endoftext|>",
-                             eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    return GPT2TokenizerFast(
+        tokenizer_object=trained._tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
 
 
 def save_model(path: Path, tok, vocab_size: int, seed: int = 0):
@@ -34,8 +38,9 @@ def save_model(path: Path, tok, vocab_size: int, seed: int = 0):
     import transformers
 
     eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    config = transformers.GPT2Config(vocab_size=vocab_size, n_positions=64, n_embd=64, n_layer=2, n_head=4,
-                                     bos_token_id=eos, eos_token_id=eos)
+    config = transformers.GPT2Config(
+        vocab_size=vocab_size, n_positions=64, n_embd=64, n_layer=2, n_head=4, bos_token_id=eos, eos_token_id=eos
+    )
     torch.manual_seed(seed)
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
@@ -56,7 +61,8 @@ def save_model(path: Path, tok, vocab_size: int, seed: int = 0):
 def hf_greedy(model, tok, prompt: str, new: int) -> list[int]:
     """HF generate's greedy new ids, up to and including EOS."""
     ids = tok(prompt, return_tensors="pt").input_ids
-    out = model.generate(ids, attention_mask=ids * 0 + 1, max_new_tokens=new, do_sample=False,
-                         pad_token_id=tok.eos_token_id)
-    got = out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        ids, attention_mask=ids * 0 + 1, max_new_tokens=new, do_sample=False, pad_token_id=tok.eos_token_id
+    )
+    got = out[0, ids.shape[1] :].tolist()
     return got[: got.index(tok.eos_token_id) + 1] if tok.eos_token_id in got else got

@@ -46,15 +46,22 @@ def check(n: int, use: str, path: Path, console: Console) -> None:
     remember(n, path, passed)
     if passed:
         after = next_step(n)
-        nxt = f"Next: step {after:02d}, {TITLES[after]}: `pixi run watch s{after:02d}`." if after else "That was the last step."
+        nxt = (
+            f"Next: step {after:02d}, {TITLES[after]}: `pixi run watch s{after:02d}`."
+            if after
+            else "That was the last step."
+        )
         console.print(f"[green]✓ Step {n:02d} passes.[/] {nxt}")
     console.print(f"[dim]Watching {Source(use).shown(n)}: save it to check again (Ctrl-C stops).[/]")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="pixi run watch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", nargs="?", type=step_arg, help="the step, e.g. s05 (default: your first unfinished one)")
+    parser = argparse.ArgumentParser(
+        prog="pixi run watch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "step", nargs="?", type=step_arg, help="the step, e.g. s05 (default: your first unfinished one)"
+    )
     parser.add_argument("--use", default="steps", help="steps (yours, the default) or a directory of step_NN.py files")
     args = parser.parse_args(argv)
     console = Console()
