@@ -37,9 +37,36 @@ def test_bench_runs_every_row_in_its_own_process_and_prints_medians_floor_and_ag
     pids = [r["pid"] for results in runs["runs"].values() for r in results] + [f["pid"] for f in runs["floor"]]
     assert set(runs["runs"]) == set(ROWS) and all(len(r) == 2 for r in runs["runs"].values()), runs["runs"].keys()
     assert len(set(pids)) == len(pids) == 8 and runs["pid"] not in pids, f"a process ran two runs: {pids}"
-    for label in ROWS.values():  # median, (min-max), first token, peak RSS, read GB/s, % of floor
+    for label in ROWS.values():  # decode median, (min-max), read GB/s, % of floor, all tok/s, first token, peak RSS
         assert re.search(
-            rf"{re.escape(label)}\s+[\d.]+\s+\([\d.]+-[\d.]+\)\s+[\d.]+ s\s+[\d.]+ GiB\s+[\d.]+\s+\d+%", out
+            rf"{re.escape(label)}\s+[\d.]+\s+\([\d.]+-[\d.]+\)\s+[\d.]+\s+\d+%\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ GiB", out
         ), f"no median row for {label}:\n{out}"
     assert re.search(r"read floor: [\d.]+ GB/s median \([\d.]+-[\d.]+\), .+ -> floor [\d.]+ tok/s", out), out
     assert "tokens: identical in every row and run" in out, out
+
+
+def kinds(table: str) -> list[str]:
+    """The profile's row names, without their numbers: 'matrix-vector products', ..."""
+    return [line.split(" (")[0].split("  ")[0] for line in table.splitlines()[4:] if line.strip()]
+
+
+def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table(tmp_path):
+    table = tmp_path / "profile.txt"
+    run = subprocess.run(
+        [sys.executable, "-m", "tutorial.bench", "--tiny", "--profile", "--prompt-tokens", "4", "--new-tokens", "4"]
+        + ["--profile-out", str(table)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    rows = {line.split("  ")[0]: line for line in table.read_text().splitlines()[4:]}
+    for kind in ("matrix-vector products", "attention over the cache", "cache update", "host round trip"):
+        row = next((line for name, line in rows.items() if name.startswith(kind)), None)
+        assert row and re.search(r"\s[\d.]+\s+\d+%\s+[\d.]+", row), f"no timed row for {kind}:\n{table.read_text()}"
+    assert re.search(r"the decode step itself.*\s[\d.]+\s+100%", table.read_text()), table.read_text()
+    # the chapter's table was written by the same command (on GPT-2 124M): same rows, in the same order
+    shown = (ROOT / "book" / "src" / "measured" / "decode_profile.txt").read_text()
+    assert "{{#include measured/decode_profile.txt}}" in (ROOT / "book" / "src" / "step_13.md").read_text()
+    assert kinds(shown) == kinds(table.read_text()), f"the chapter's table is out of date:\n{shown}"

@@ -356,7 +356,8 @@ const measure = frame => {{
   const doc = frame.contentDocument, page = frame.getAttribute("src");
   if (!doc.querySelector("main")) found.push("load " + page + " did not load");
   for (const img of doc.querySelectorAll("main img"))
-    if (!img.complete || img.naturalWidth === 0) found.push("figure " + page + ": " + img.getAttribute("src") + " is not drawn");
+    if (!img.complete || img.naturalWidth === 0)
+      found.push("figure " + page + ": " + img.getAttribute("src") + " is not drawn");
   for (const el of doc.querySelectorAll("main pre, main code"))
     if (el.scrollWidth > el.clientWidth + 1)
       found.push("scroll " + page + ": <" + el.tagName.toLowerCase() + "> is " + el.scrollWidth + " px wide in "

@@ -2,7 +2,8 @@
 
 Every stub leaves work (TODO markers) and fails its checks as committed;
 a stub differs from its solution only inside its TODO blocks; chapters,
-tasks and pins agree with the files they describe.
+tasks and pins agree with the files they describe; pixi.toml's sNN tasks and
+book/src/SUMMARY.md agree with the registry, tutorial/course.toml.
 """
 
 import re
@@ -12,8 +13,8 @@ import tomllib
 
 import pytest
 
-from tutorial import todos
-from tutorial.course import ROOT, TITLES, built, chapter_path, solution_path, stub_path
+from tutorial import course, todos
+from tutorial.course import ROOT, TITLES, built, chapter_path, hints, solution_path, stub_path
 
 STEPS = built()
 # "1. **Positions** (`# TODO 1`, lines 36-38)": the TODO comment is what a reader finds in the
@@ -64,10 +65,90 @@ def test_every_include_resolves():
             assert (chapter.parent / target).resolve().exists(), f"{chapter.name} includes missing {target}"
 
 
-def test_summary_plans_every_chapter():
-    summary = (ROOT / "book" / "src" / "SUMMARY.md").read_text()
-    for n, title in TITLES.items():
-        assert f"(./step_{n:02d}.md)" in summary, f"SUMMARY.md has no chapter for step {n:02d} ({title})"
+# -- the registry: tutorial/course.toml, and what must agree with it ------------------------------
+SUMMARY = ROOT / "book" / "src" / "SUMMARY.md"
+STEP_TASK = re.compile(r"s\d+")  # a pixi task named like a step's: s05, s14
+LINK = re.compile(r"^\s*- \[(.+?)\]\(\./([^)]+)\)", re.M)  # "- [Step 05: Token embeddings](./step_05.md)"
+
+
+def step_tasks_disagree(tasks: dict) -> list[str]:
+    """What pixi.toml's [tasks] gets wrong about the registry's steps, one line each."""
+    wrong = []
+    for n, step in course.STEPS.items():
+        want = f"python -m pytest {step.test.relative_to(ROOT).as_posix()}"
+        got = tasks.get(step.task)
+        got = got if isinstance(got, str) or got is None else got.get("cmd")
+        if got != want:
+            wrong.append(f"pixi.toml: task {step.task} must be `{want}`, it is " + (f"`{got}`" if got else "missing"))
+    registered = {step.task for step in course.STEPS.values()}
+    wrong += [
+        f"pixi.toml: task {name} looks like a step's, but tutorial/course.toml has no such step"
+        for name in tasks
+        if STEP_TASK.fullmatch(name) and name not in registered
+    ]
+    return wrong
+
+
+def summary_disagrees(text: str) -> list[str]:
+    """What SUMMARY.md gets wrong about the registry's steps: each chapter, "Step NN: <title>", in order."""
+    chapters = {step.chapter.relative_to(SUMMARY.parent).as_posix() for step in course.STEPS.values()}
+    found = [(title, path) for title, path in LINK.findall(text) if path in chapters or title.startswith("Step ")]
+    want = [
+        (f"Step {n:02d}: {step.title}", step.chapter.relative_to(SUMMARY.parent).as_posix())
+        for n, step in course.STEPS.items()
+    ]
+    for i, (got, wanted) in enumerate(zip(found + [None] * len(want), want)):
+        if got != wanted:
+            shown = f"[{got[0]}](./{got[1]})" if got else "nothing"
+            return [f"SUMMARY.md: step entry {i + 1} must be [{wanted[0]}](./{wanted[1]}), it is {shown}"]
+    return [f"SUMMARY.md: [{t}](./{p}) is not a step of tutorial/course.toml" for t, p in found[len(want) :]]
+
+
+def test_registry_files_exist():
+    for n, step in course.STEPS.items():
+        for path in step.files:
+            assert path.exists(), (
+                f"tutorial/course.toml's step {n:02d} names {path.relative_to(ROOT)}, which does not exist"
+            )
+
+
+def test_pixi_step_tasks_match_the_registry():
+    wrong = step_tasks_disagree(tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"])
+    assert not wrong, wrong[0]
+
+
+def test_summary_lists_every_step_in_order_with_its_title():
+    wrong = summary_disagrees(SUMMARY.read_text())
+    assert not wrong, wrong[0]
+
+
+def test_the_registry_checks_catch_a_stray_task_and_a_wrong_title():
+    """The two checks above, on a broken copy of pixi.toml's tasks and of SUMMARY.md."""
+    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
+    assert step_tasks_disagree({**tasks, "s14": "python -m pytest tests/test_step_14.py"}) == [
+        "pixi.toml: task s14 looks like a step's, but tutorial/course.toml has no such step"
+    ]
+    del tasks["s05"]
+    assert step_tasks_disagree(tasks)[0].startswith(
+        "pixi.toml: task s05 must be `python -m pytest tests/test_step_05.py`"
+    )
+    text = SUMMARY.read_text()
+    broken = text.replace("[Step 05: Token embeddings]", "[Step 05: Token embedding]")
+    assert summary_disagrees(broken) == [
+        "SUMMARY.md: step entry 5 must be [Step 05: Token embeddings](./step_05.md), "
+        "it is [Step 05: Token embedding](./step_05.md)"
+    ]
+    swapped = text.replace("(./step_05.md)", "(./tmp.md)").replace("(./step_06.md)", "(./step_05.md)")
+    assert summary_disagrees(swapped.replace("(./tmp.md)", "(./step_06.md)"))[0].startswith(
+        "SUMMARY.md: step entry 5 must be [Step 05: Token embeddings](./step_05.md)"
+    )
+
+
+def test_registry_is_the_steps_in_order():
+    assert list(course.STEPS) == list(range(1, len(course.STEPS) + 1))
+    assert TITLES == {n: step.title for n, step in course.STEPS.items()}
+    assert all(0 < step.minutes <= 120 for step in course.STEPS.values()), "minutes: an estimate per step, 1-120"
+    assert not (ROOT / "tutorial" / "hints.toml").exists(), "the hints live in tutorial/course.toml now"
 
 
 def pins(text_lines) -> dict[str, str]:
@@ -89,7 +170,7 @@ def test_pixi_and_pip_pin_the_same_versions():
             pinned = ours.setdefault(name, version)
             assert pinned == version, f"pixi.toml [{table}] pins {name} {version}, elsewhere {pinned}"
     pip = [ROOT / "requirements.txt", ROOT / "requirements-dev.txt"]  # pixi's one environment has both
-    theirs = pins(l.split("#")[0].strip() for f in pip for l in f.read_text().splitlines())
+    theirs = pins(line.split("#")[0].strip() for f in pip for line in f.read_text().splitlines())
     assert ours == theirs, f"pixi.toml and requirements*.txt disagree: {set(ours.items()) ^ set(theirs.items())}"
     assert pixi["dependencies"]["python"] == "3.11.*"
     assert "python3.11" in (ROOT / ".ci" / "run").read_text(), (
@@ -97,7 +178,7 @@ def test_pixi_and_pip_pin_the_same_versions():
     )
 
 
-def test_every_task_names_files_that_exist_and_every_step_has_one():
+def test_every_task_names_files_that_exist():
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
     for name, cmd in tasks.items():
         cmd = cmd if isinstance(cmd, str) else cmd["cmd"]
@@ -107,8 +188,6 @@ def test_every_task_names_files_that_exist_and_every_step_has_one():
             assert (ROOT / (module[1].replace(".", "/") + ".py")).exists() or (
                 ROOT / module[1] / "__main__.py"
             ).exists()
-    for n in STEPS:
-        assert tasks.get(f"s{n:02d}") == f"python -m pytest tests/test_step_{n:02d}.py", f"no pixi task s{n:02d}"
 
 
 @pytest.mark.parametrize("n", STEPS)
@@ -135,10 +214,7 @@ def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
 
 @pytest.mark.parametrize("n", STEPS)
 def test_built_step_has_hints_a_task_and_a_chapter(n):
-    hints = tomllib.loads((ROOT / "tutorial" / "hints.toml").read_text()).get(f"s{n:02d}", {})
-    assert hints.get("nudge") and hints.get("api"), (
-        f"tutorial/hints.toml has no [s{n:02d}] with a nudge and an api hint"
-    )
+    assert set(hints(n)) == {"nudge", "api"}, f"tutorial/course.toml's step {n} has no nudge and api hint"
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
     assert f"s{n:02d}" in tasks, f"pixi.toml has no task s{n:02d}"
     chapter = chapter_path(n).read_text() if chapter_path(n).exists() else ""

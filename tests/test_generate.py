@@ -43,7 +43,7 @@ def generate(*args, env=None):
 
 
 def new_ids(run) -> list[int]:
-    line = next(l for l in run.stderr.splitlines() if l.startswith("new token ids: "))
+    line = next(x for x in run.stderr.splitlines() if x.startswith("new token ids: "))
     return json.loads(line.removeprefix("new token ids: "))
 
 

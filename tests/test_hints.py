@@ -12,14 +12,13 @@ import builtins
 import importlib
 import inspect
 import math
-import tomllib
 
 import numpy as np
 import pytest
 
-from tutorial.course import ROOT, built
+from tutorial.course import STEPS, built, hints
 
-HINTS = tomllib.loads((ROOT / "tutorial" / "hints.toml").read_text())
+HINTS = {f"s{n:02d}": hints(n) for n in STEPS}  # each step's nudge and api, from tutorial/course.toml
 
 
 def fragments(text: str) -> list[ast.AST]:
@@ -114,7 +113,8 @@ def check_call(call: ast.Call, target, n: int) -> None:
     )
     room = len(positional) - (1 if unbound and not _on_class(call) else 0)
     assert varargs or len(call.args) <= room, (
-        f"s{n:02d}'s API hint gives {ast.unparse(call.func)} {len(call.args)} positional arguments; its signature is {signature}"
+        f"s{n:02d}'s API hint gives {ast.unparse(call.func)} {len(call.args)} positional arguments; "
+        f"its signature is {signature}"
     )
 
 

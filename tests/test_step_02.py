@@ -7,7 +7,10 @@ and the shape and dtype checks realize none: two graphs in all.
 import numpy as np
 
 from tutorial import checks
-from tutorial.checks import CheckFailure, Mutation, call, device, numpy, todo
+from tutorial.checks import CheckFailure, Mutation, call, device, numpy
+from tutorial.expect import expect_shape, known_mistake, where
+
+KEYS = "[sequence_length, sequence_length + num_tokens]: a key for every cached token and every new one"
 
 
 def mask(step, sequence_length, num_tokens, dtype=None):
@@ -18,81 +21,51 @@ def mask(step, sequence_length, num_tokens, dtype=None):
     what = f"causal_mask({sequence_length!r}, {num_tokens}, dtype={dtype}, device={checks.DEVICE})"
     out = call(lambda: step.causal_mask(sequence_length, num_tokens, dtype=dtype, device=device()), what=what)
     if out is None:
-        raise CheckFailure(f"{what} returned None: a TODO still needs its code ({todo(2)})")
+        raise CheckFailure(f"{what} returned None: a TODO still needs its code{where(2)}")
     return out
 
 
-def hf_rule(sequence_length, num_tokens):
-    """HF's mask for these queries (transformers.masking_utils.causal_mask_function):
-    query i sits at cache position num_tokens + i and sees key j iff j <= num_tokens + i."""
-    q = num_tokens + np.arange(sequence_length)[:, None]
-    k = np.arange(sequence_length + num_tokens)[None, :]
-    return np.where(k <= q, 0.0, -np.inf).astype(np.float32)
-
-
-def compare(got, sequence_length, num_tokens):
-    """One line naming the first query whose row breaks the causal rule."""
-    want, n = hf_rule(sequence_length, num_tokens), num_tokens
+def compare(got, sequence_length, n):
+    """One line on what breaks HF's rule (transformers.masking_utils.causal_mask_function):
+    query i sits at position n + i and sees key j iff j <= n + i."""
+    want = np.where(np.arange(sequence_length + n) <= n + np.arange(sequence_length)[:, None], 0.0, -np.inf)
     case = f"causal_mask({sequence_length}, num_tokens={n})"
-    if got.shape != want.shape:
-        raise CheckFailure(
-            f"{case} has shape {list(got.shape)}, expected [sequence_length, sequence_length + num_tokens] = {list(want.shape)} ({todo(1)})"
-        )
-    odd = ~((got == 0) | (got == -np.inf))
-    if odd.any():
-        i, j = np.argwhere(odd)[0]
-        raise CheckFailure(
-            f"{case}[{i}, {j}] is {got[i, j]:g}: a mask holds only 0 (may attend) and -inf (hidden), so that softmax gives hidden keys weight exactly 0 ({todo(1)})"
-        )
-    if np.array_equal(got, want):
-        return
-    if (got == 0).all():
-        raise CheckFailure(
-            f"{case} is all zeros: every query sees every future token. Start from -inf ({todo(1)}) and zero only keys 0 .. num_tokens + i ({todo(2)})"
-        )
-    if (got == -np.inf).all():
-        raise CheckFailure(
-            f"{case} is all -inf: no query sees anything. Zero keys 0 .. num_tokens + i of row i ({todo(2)})"
-        )
-    if np.array_equal(got == 0, want != 0):
-        raise CheckFailure(f"{case} is inverted: 0 on the future keys and -inf on the visible ones ({todo(2)})")
-    i, j = np.argwhere(got != want)[0]
-    if got[i, j] == 0:
-        raise CheckFailure(
-            f"mask row {i} lets query {i} see key {j} (a future token): with num_tokens={n} it may see keys 0 .. num_tokens + i = {n + i} only, later keys must be -inf ({todo(2)})"
-        )
-    raise CheckFailure(
-        f"mask row {i} hides key {j} from query {i}, but with num_tokens={n} query {i} sits at position {n + i} "
-        f"and sees keys 0 .. {n + i}, its past and itself ({todo(2)})"
-    )
+    expect_shape(got, want.shape, case, todo=1, hint=f"A mask is {KEYS}")
+    if (odd := np.argwhere((got != 0) & (got != -np.inf))).size:
+        said = "a mask holds only 0 (may attend) and -inf (hidden), so softmax gives hidden keys weight exactly 0"
+        raise CheckFailure(f"{case}{odd[0].tolist()} is {got[tuple(odd[0])]:g}: {said}{where(1)}")
+    whole = {  # a whole mask's mistake, and what to do instead
+        f"all zeros: every query sees every future token. Start from -inf{where(1)}, then zero": np.zeros_like(want),
+        "all -inf: no query sees anything. Zero": np.full_like(want, -np.inf),
+        "inverted: 0 on the future keys and -inf on the visible ones. Zero": np.where(want == 0, -np.inf, 0),
+    }
+    if not np.array_equal(got, want) and (said := known_mistake(got, whole)):
+        raise CheckFailure(f"{case} is {said} only keys 0 .. num_tokens + i of row i{where(2)}")
+    if (wrong := np.argwhere(got != want)).size:
+        i, j = wrong[0]
+        said = f"lets query {i} see key {j} (a future token)" if got[i, j] == 0 else f"hides key {j} from query {i}"
+        sees = f"with num_tokens={n} query {i} sits at position {n + i} and sees keys 0 .. {n + i}, its past and itself"
+        raise CheckFailure(f"mask row {i} {said}: {sees}{where(2)}")
 
 
 def test_shape_is_queries_by_all_keys(step):
     from max.graph import Dim
 
-    # attention passes the query length as a Dim (q.shape[-2]), so accept one
-    for sequence_length, num_tokens in ((4, 0), (Dim(4), 3)):
-        shape = [int(d) for d in mask(step, sequence_length, num_tokens).shape]
-        want = [4, 4 + num_tokens]
+    for sequence_length, num_tokens in ((4, 0), (Dim(4), 3)):  # attention passes the query length as a Dim
+        shape, want = [int(d) for d in mask(step, sequence_length, num_tokens).shape], [4, 4 + num_tokens]
         if shape != want:
-            raise CheckFailure(
-                f"causal_mask({sequence_length!r}, {num_tokens}) has shape {shape}, expected [sequence_length, sequence_length + num_tokens] "
-                f"= {want}: a key for every cached token and every new one ({todo(1)})"
-            )
+            case = f"causal_mask({sequence_length!r}, {num_tokens})"
+            raise CheckFailure(f"{case} has shape {shape}, expected {want} = {KEYS}{where(1)}")
 
 
 def test_follows_the_dtype_and_device_it_is_given(step):
     from max.dtype import DType
 
     out = mask(step, 4, 0, dtype=DType.float16)  # never realized: no graph to compile
-    if out.dtype != DType.float16:
-        raise CheckFailure(
-            f"causal_mask(..., dtype=DType.float16) returned {out.dtype}: build the mask with dtype=dtype, the scores' dtype ({todo(1)})"
-        )
-    if out.device != device():
-        raise CheckFailure(
-            f"causal_mask(..., device={device()}) returned a mask on {out.device}: build it with device=device ({todo(1)})"
-        )
+    for name, got, want in (("dtype", out.dtype, DType.float16), ("device", out.device, device())):
+        if got != want:
+            said = f"returned a mask of {name} {got}: build it with {name}={name}"
+            raise CheckFailure(f"causal_mask(..., {name}={want}) {said}{where(1)}")
 
 
 def test_without_cache_matches_hf(step):
@@ -100,68 +73,27 @@ def test_without_cache_matches_hf(step):
 
 
 def test_cached_tokens_shift_the_diagonal(step):
-    # a prompt after 3 cached tokens, then one generated token after 5
-    masks = {(4, 3): mask(step, 4, 3), (1, 5): mask(step, 1, 5)}
+    masks = {(4, 3): mask(step, 4, 3), (1, 5): mask(step, 1, 5)}  # a prompt after 3 cached tokens, a token after 5
     for (sequence_length, num_tokens), out in masks.items():
         compare(numpy(out, f"causal_mask({sequence_length}, {num_tokens})"), sequence_length, num_tokens)
 
 
-MUTATIONS = [
-    Mutation(
-        "off by one: one future key visible",
-        "key_pos[None, :] > query_pos[:, None]",
-        "key_pos[None, :] > query_pos[:, None] + 1",
-        "test_without_cache_matches_hf",
-        "lets query 0 see key 1 (a future token)",
-    ),
-    Mutation(
-        "the diagonal hidden: >= instead of >",
-        "key_pos[None, :] > query_pos[:, None]",
-        "key_pos[None, :] >= query_pos[:, None]",
-        "test_without_cache_matches_hf",
-        "hides key 0 from query 0",
-    ),
-    Mutation(
-        "the past hidden: < instead of >",
-        "key_pos[None, :] > query_pos[:, None]",
-        "key_pos[None, :] < query_pos[:, None]",
-        "test_without_cache_matches_hf",
-        "(a future token)",
-    ),
-    Mutation(
-        "no mask: all zeros",
-        'Tensor.constant(float("-inf")',
-        "Tensor.constant(0.0",
-        "test_without_cache_matches_hf",
-        "all zeros",
-    ),
-    Mutation(
-        "inverted: 0 on the future",
-        "F.where(future, minus_inf, 0.0)",
-        "F.where(future, 0.0, minus_inf)",
-        "test_without_cache_matches_hf",
-        "inverted",
-    ),
-    Mutation("finite -1e9 instead of -inf", 'float("-inf")', "-1e9", "test_without_cache_matches_hf", "-inf"),
-    Mutation(
-        "queries start at 0 whatever num_tokens",
-        "Tensor.arange(num_tokens, n_keys,",
-        "Tensor.arange(0, sequence_length,",
-        "test_cached_tokens_shift_the_diagonal",
-        "sits at position",
-    ),
-    Mutation(
-        "num_tokens ignored in the shape",
-        "n_keys = Dim(sequence_length) + num_tokens",
-        "n_keys = Dim(sequence_length)",
-        "test_shape_is_queries_by_all_keys",
-        "sequence_length + num_tokens",
-    ),
-    Mutation(
-        "dtype ignored",
-        'float("-inf"), dtype=dtype',
-        'float("-inf"), dtype=DType.float32',
-        "test_follows_the_dtype_and_device_it_is_given",
-        "dtype=dtype",
-    ),
-]
+# the mistakes learners make, by the check that must name them: (mistake, solution's text, the mistake's, words said)
+CATCHES = {
+    "test_shape_is_queries_by_all_keys": [("num_tokens ignored", " + num_tokens", "", "sequence_length + num_tokens")],
+    "test_follows_the_dtype_and_device_it_is_given": [
+        ("dtype ignored", "dtype=dtype", "dtype=DType.float32", "dtype=dtype")
+    ],
+    "test_without_cache_matches_hf": [
+        ("off by one: a future key visible", "[:, None]", "[:, None] + 1", "lets query 0 see key 1 (a future token)"),
+        ("the diagonal hidden: >= instead of >", "> query_pos", ">= query_pos", "hides key 0 from query 0"),
+        ("the past hidden: < instead of >", "> query_pos", "< query_pos", "(a future token)"),
+        ("no mask: all zeros", 'Tensor.constant(float("-inf")', "Tensor.constant(0.0", "all zeros"),
+        ("inverted: 0 on the future", "(future, minus_inf, 0.0)", "(future, 0.0, minus_inf)", "inverted"),
+        ("finite -1e9 instead of -inf", 'float("-inf")', "-1e9", "-inf"),
+    ],
+    "test_cached_tokens_shift_the_diagonal": [
+        ("queries start at 0 whatever num_tokens", "(num_tokens, n_keys,", "(0, sequence_length,", "sits at position")
+    ],
+}
+MUTATIONS = [Mutation(name, old, new, check, says) for check, rows in CATCHES.items() for name, old, new, says in rows]

@@ -1,200 +1,99 @@
-"""Step 09: GPT2Block matches HF's transformer.h[0], sub-layer by sub-layer.
-
-HF's block 0 weights go into the learner's block, and a spy replaces each
-sub-layer, so one run shows what ln_1, attn, ln_2 and mlp were given and
-gave back. A failure names the first of ln_1 -> attn -> first residual ->
-ln_2 -> mlp -> output whose numbers leave HF's.
-"""
+"""Step 09: GPT2Block is HF's transformer.h[0]; spies on its sub-layers name the first that HF's numbers leave."""
 
 import dataclasses
 
 import numpy as np
+import pytest
 
-from solutions.solution_11 import hf_to_max
+from solutions.solution_03 import LayerNorm
+from solutions.solution_04 import GPT2MLP
+from solutions.solution_07 import GPT2MultiHeadAttention
 from tutorial.checks import CheckFailure, Mutation, call, load, tensor, todo
-from tutorial.probes import difference, resembles, result, same, spy_on, together
+from tutorial.expect import BTC, agrees, expect_close, expect_linear, expect_wired, what_it_is, where
+from tutorial.probes import result, spy_on, together
+from tutorial.weights import hf_to_max
 
 rng = np.random.default_rng(9)
 X = rng.standard_normal((2, 8, 768)).astype(np.float32)  # [B, T, n_embd] residual stream
-AXES = ("batch", "position", "feature")
-PARTS = ["ln_1", "attn", "ln_2", "mlp"]
+BLOCK_0 = "transformer.h.0."  # HF's names of its weights start so
+PARTS = {"ln_1": LayerNorm, "attn": GPT2MultiHeadAttention, "ln_2": LayerNorm, "mlp": GPT2MLP}
 
 
-def hf_block_0(hf, x):
-    """HF's block 0 step by step: [ln_1, attn, first residual, ln_2, mlp, block output] of [B, T, n_embd]."""
-    import torch
-
-    block = hf.transformer.h[0]
-    normed = block.ln_1(x)
-    attended = block.attn(normed)[0]
-    first = x + attended
-    normed_2 = block.ln_2(first)
-    return torch.stack([normed, attended, first, normed_2, block.mlp(normed_2), block(x)[0]])
+def sub_layers(step, config):
+    """The learner's GPT2Block(config), once each sub-layer is of its class."""
+    module = call(step.GPT2Block, config, what="GPT2Block(config)")
+    for name, cls in PARTS.items():
+        if not isinstance(part := getattr(module, name, None), cls):
+            raise CheckFailure(f"self.{name} is {what_it_is(part)}, expected {cls.__module__}.{cls.__name__}{where(1)}")
+    return module
 
 
-def expected_classes():
-    from solutions.solution_03 import LayerNorm
-    from solutions.solution_04 import GPT2MLP
-    from solutions.solution_07 import GPT2MultiHeadAttention
-
-    return {"ln_1": LayerNorm, "attn": GPT2MultiHeadAttention, "ln_2": LayerNorm, "mlp": GPT2MLP}
-
-
-def block(step, config):
-    return call(step.GPT2Block, config, what="GPT2Block(config)")
+@pytest.fixture(scope="module")
+def hf(ref):
+    ln_1 = ref.compute(lambda hf, x: hf.transformer.h[0].ln_1(x), X)
+    attn = ref.compute(lambda hf, x: hf.transformer.h[0].attn(x)[0], ln_1)
+    ln_2 = ref.compute(lambda hf, x: hf.transformer.h[0].ln_2(x), X + attn)
+    mlp = ref.compute(lambda hf, x: hf.transformer.h[0].mlp(x), ln_2)
+    out = ref.compute(lambda hf, x: hf.transformer.h[0](x)[0], X)
+    return {"ln_1": ln_1, "attn": attn, "first": X + attn, "ln_2": ln_2, "mlp": mlp, "out": out}
 
 
-_RUNS = {}
-
-
-def learner(step, config, ref):
-    """The learner's block on X with HF's block-0 weights and a spy on each sub-layer (once per session)."""
-    if id(step) in _RUNS:
-        return _RUNS[id(step)]
-    module = block(step, config)
-    load(module, hf_to_max(ref.state("transformer.h.0.")), what=f"loading HF's block-0 weights ({todo(1)})")
-    spies = spy_on(module, [p for p in PARTS if callable(getattr(module, p, None))])
-    _RUNS[id(step)] = together({"block": ("block(x)", lambda: call(module, tensor(X), what="block(x)"))}), spies
-    return _RUNS[id(step)]
+@pytest.fixture(scope="module")
+def run(step, config, ref):
+    """The learner's block on X, with HF's block-0 weights and a spy on each sub-layer: one graph."""
+    module = call(step.GPT2Block, config, what="GPT2Block(config)")
+    load(module, hf_to_max(ref.state(BLOCK_0)), what=f"loading HF's block-0 weights ({todo(1)})")
+    spies = spy_on(module, list(PARTS), prefix="self.")
+    return together({"block": ("block(x)", lambda: call(module, tensor(X), what="block(x)"))}), spies
 
 
 def test_sub_layers_are_two_layernorms_attention_and_mlp(step, config, ref):
-    module = block(step, config)
-    for name, cls in expected_classes().items():
-        part = getattr(module, name, None)
-        if not isinstance(part, cls):
-            raise CheckFailure(f"self.{name} is {part!r:.40}, expected {cls.__name__} ({cls.__module__}) ({todo(1)})")
-    load(module, hf_to_max(ref.state("transformer.h.0.")), what=f"loading HF's block-0 weights ({todo(1)})")
+    load(sub_layers(step, config), hf_to_max(ref.state(BLOCK_0)), what=f"loading HF's block-0 weights ({todo(1)})")
 
 
 def test_mlp_width_comes_from_the_config(step, config):
     for inner, says in ((None, "4 * n_embd"), (2 * config.n_embd, "n_inner")):
-        module = block(step, dataclasses.replace(config, n_inner=inner))
-        c_fc = getattr(getattr(module, "mlp", None), "c_fc", None)
-        if c_fc is None:
-            raise CheckFailure(
-                f"self.mlp is {getattr(module, 'mlp', None)!r:.40}, expected a GPT2MLP with a c_fc layer ({todo(1)})"
-            )
-        got = [int(d) for d in c_fc.weight.shape]
-        want = [inner or 4 * config.n_embd, config.n_embd]
-        if got != want:
-            raise CheckFailure(
-                f"with n_inner={inner} the MLP's c_fc has weight shape {got}, expected [{says}, n_embd] = {want} ({todo(1)})"
-            )
+        mlp = sub_layers(step, dataclasses.replace(config, n_inner=inner)).mlp
+        hint = f"with n_inner={inner} the MLP's c_fc is [{says}, n_embd]"
+        expect_linear(mlp, "c_fc", in_=config.n_embd, out=inner or 4 * config.n_embd, bias=True, todo=1, hint=hint)
 
 
-def check_part(name, seen, given, gives, wiring, label=None):
-    """A sub-layer was called, on HF's input to it, and gave HF's output."""
-    if seen is None:
-        raise CheckFailure(f"self.{name} was never called in __call__ ({todo(2)})")
-    inp, out = seen
-    if not same(inp, given):
-        label = label or f"the input of {name}"
-        raise CheckFailure(
-            f"{label} differs from HF's block: {difference(inp, given, AXES)}; {wiring(inp)} ({todo(2)})"
-        )
-    if not same(out, gives):
-        raise CheckFailure(
-            f"{name} differs from HF's {name} on the same input: {difference(out, gives, AXES)}; check how self.{name} is built ({todo(1)})"
-        )
-
-
-def test_block_matches_hf_block_0(step, config, ref):
-    """The whole block; if it differs, the first sub-layer that does is named."""
-    runs, spies = learner(step, config, ref)
-    got = result(runs, "block", todo(2))
-    normed, attended, first, normed_2, fed, want = ref.compute(hf_block_0, X)
-    if got.shape != want.shape:
-        raise CheckFailure(
-            f"block(x) gives shape {list(got.shape)}, expected {list(want.shape)}, the shape of x ({todo(2)})"
-        )
-    if same(got, want):
-        return
-    seen = {name: spy.seen() for name, spy in spies.items()}
-    attn_out = seen["attn"][1] if seen.get("attn") else None
-
-    def ln_1_input(inp):
-        if attn_out is not None and resembles(inp, X + attn_out):
-            return "ln_1 was applied to x + attn(x), after the residual add (post-norm). GPT-2 is pre-norm: x + attn(ln_1(x))"
-        return "ln_1 reads the block's input x"
-
-    def attn_input(inp):
-        return "attn got x itself: it reads ln_1(x)" if same(inp, X) else "attn reads ln_1(x)"
-
-    def ln_2_input(inp):
-        known = {
-            "the first residual is missing: the stream after attention is x + attn(ln_1(x))": attended,
-            "ln_1(x) is added back instead of x: the stream is x + attn(ln_1(x))": normed + attended,
-        }
-        return next(
-            (says for says, value in known.items() if resembles(inp, value)),
-            "ln_2 reads the stream after the attention half, x + attn(ln_1(x))",
-        )
-
-    def mlp_input(inp):
-        return (
-            "mlp got the stream itself: it reads ln_2 of it"
-            if same(inp, first)
-            else "mlp reads ln_2(x + attn(ln_1(x)))"
-        )
-
-    check_part("ln_1", seen.get("ln_1"), X, normed, ln_1_input)
-    check_part("attn", seen.get("attn"), normed, attended, attn_input)
-    check_part("ln_2", seen.get("ln_2"), first, normed_2, ln_2_input, label="the first residual (the input of ln_2)")
-    check_part("mlp", seen.get("mlp"), normed_2, fed, mlp_input)
-    known = {
-        "the second residual is missing: add the MLP's output to the stream": fed,
-        "the MLP's output is added to the block's input x, not to the stream after attention": X + fed,
-        "the MLP half is computed but the attention half is returned": first,
+def test_block_matches_hf_block_0(run, hf):
+    """The whole block; if it differs, the first sub-layer that was given other numbers than HF's is named."""
+    (runs, spies), h, pre = run, hf, "x + attn(ln_1(x))"
+    got, stream = result(runs, "block", todo(2)), f"the stream after attention is {pre}"
+    if not agrees(got, h["out"]):
+        post = X + seen[1] if (seen := spies["attn"].seen()) else None  # what ln_1 reads in post-norm
+        ln_1 = {f"ln_1 was applied to x + attn(x), after the residual add (post-norm). GPT-2 is pre-norm: {pre}": post}
+        ln_2 = {f"the first residual is missing: {stream}": h["attn"]}
+        ln_2[f"ln_1(x) is added back instead of x: {stream}"] = h["ln_1"] + h["attn"]
+        mlp = {"mlp got the stream itself: it reads ln_2 of it": h["first"]}
+        path = [
+            ("ln_1", X, ln_1, "ln_1 reads the block's input x"),
+            ("attn", h["ln_1"], {"attn got x itself: it reads ln_1(x)": X}, "attn reads ln_1(x)"),
+            ("ln_2", h["first"], ln_2, f"ln_2 reads the stream after the attention half: {stream}"),
+            ("mlp", h["ln_2"], mlp, "mlp reads ln_2 of the stream after the attention half"),
+        ]
+        expect_wired(spies, h, path, axes=BTC, todo=2)
+    mistakes = {
+        "the second residual is missing: add the MLP's output to the stream": h["mlp"],
+        "the MLP's output is added to the block's input x, not to the stream after attention": X + h["mlp"],
+        "the MLP half is computed but the attention half is returned": h["first"],
     }
-    says = next((s for s, value in known.items() if resembles(got, value)), "return the stream after both halves")
-    raise CheckFailure(
-        f"block(x) differs from HF's block 0 after every sub-layer matched: {difference(got, want, AXES)}; {says} ({todo(2)})"
-    )
+    expect_close(got, h["out"], "block(x)", axes=BTC, todo=2, hint="return x after both halves", mistakes=mistakes)
 
 
 HALVES = "x = pre_norm_residual(x, self.ln_1, self.attn)\n        return pre_norm_residual(x, self.ln_2, self.mlp)"
+FIRST, SECOND = HALVES.split("\n        ")
+POST = "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))"
+INNER, BLOCK = "inner = config.n_inner or 4 * config.n_embd", "test_block_matches_hf_block_0"
+LN_1_TWICE, WIDTH = "(x, self.ln_1, self.mlp)", "test_mlp_width_comes_from_the_config"
+PARTS_CHECK = "test_sub_layers_are_two_layernorms_attention_and_mlp"
 MUTATIONS = [
-    Mutation(
-        "post-norm",
-        HALVES,
-        "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))",
-        "test_block_matches_hf_block_0",
-        "post-norm",
-    ),
-    Mutation(
-        "first residual missing",
-        "x = pre_norm_residual(x, self.ln_1, self.attn)",
-        "x = self.attn(self.ln_1(x))",
-        "test_block_matches_hf_block_0",
-        "first residual is missing",
-    ),
-    Mutation(
-        "second residual missing",
-        "return pre_norm_residual(x, self.ln_2, self.mlp)",
-        "return self.mlp(self.ln_2(x))",
-        "test_block_matches_hf_block_0",
-        "second residual is missing",
-    ),
-    Mutation(
-        "ln_1 used twice",
-        "pre_norm_residual(x, self.ln_2, self.mlp)",
-        "pre_norm_residual(x, self.ln_1, self.mlp)",
-        "test_block_matches_hf_block_0",
-        "self.ln_2 was never called",
-    ),
-    Mutation(
-        "n_inner ignored",
-        "inner = config.n_inner or 4 * config.n_embd",
-        "inner = 4 * config.n_embd",
-        "test_mlp_width_comes_from_the_config",
-        "n_inner",
-    ),
-    Mutation(
-        "mlp built n_embd wide",
-        "inner = config.n_inner or 4 * config.n_embd",
-        "inner = config.n_embd",
-        "test_sub_layers_are_two_layernorms_attention_and_mlp",
-        "mlp.c_fc.weight",
-    ),
+    Mutation("post-norm", HALVES, POST, BLOCK, "post-norm"),
+    Mutation("first residual missing", FIRST, "x = self.attn(self.ln_1(x))", BLOCK, "first residual is missing"),
+    Mutation("second residual missing", SECOND, "return self.mlp(self.ln_2(x))", BLOCK, "second residual is missing"),
+    Mutation("ln_1 used twice", "(x, self.ln_2, self.mlp)", LN_1_TWICE, BLOCK, "self.ln_2 was never called"),
+    Mutation("n_inner ignored", INNER, "inner = 4 * config.n_embd", WIDTH, "n_inner"),
+    Mutation("mlp built n_embd wide", INNER, "inner = config.n_embd", PARTS_CHECK, "mlp.c_fc.weight"),
 ]

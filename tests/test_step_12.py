@@ -18,7 +18,7 @@ def compiled_model(step, small):
     """The small reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
     if id(step) in _compiled:
         return _compiled[id(step)]
-    compiled = call(step.compile_model, small.model(), checks.device(), what="compile_model(model, device)")
+    compiled = call(step.compile_model, small.model(step.MaxGPT2LMHeadModel), checks.device(), what="compile_model(model, device)")
     if not callable(compiled):
         raise CheckFailure(f"compile_model returned {type(compiled).__name__}, expected the compiled model ({todo(1)})")
     _compiled[id(step)] = compiled

@@ -15,7 +15,7 @@ def engines(step, small):
     """(prefill, decode): HF's weights in the step-11 model, compiled by the learner's compile_cached."""
     if id(step) not in _engines:
         _engines[id(step)] = call(
-            step.compile_cached, small.model(), checks.device(), what="compile_cached(model, device)"
+            step.compile_cached, small.model(step.MaxGPT2LMHeadModel), checks.device(), what="compile_cached(model, device)"
         )
     return _engines[id(step)]
 

@@ -22,7 +22,10 @@ from tutorial.course import ROOT, built, solution_path, stub_path
 from tutorial.todos import blocks
 
 HANG = "while True:  # never returns\n    pass\n"
-HOARD = "import numpy as np\n\nhoard = []\nwhile True:  # allocates without bound\n    hoard.append(np.empty(2**30, dtype=np.uint8))\n"
+HOARD = (
+    "import numpy as np\n\nhoard = []\nwhile True:  # allocates without bound\n"
+    "    hoard.append(np.empty(2**30, dtype=np.uint8))\n"
+)
 
 
 def command(name, *args, state, timeout=600):

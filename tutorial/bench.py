@@ -55,6 +55,7 @@ class RowResult:
     row: str
     tokens: list[int]
     tok_s: float  # new tokens / seconds from the call to the last token (prefill included)
+    decode_tok_s: float  # the tokens after the first / the seconds after it: decode steps alone, no prefill
     first_s: float  # seconds to the first new token (HF: a separate max_new_tokens=1 call)
     load_s: float
     compile_s: float  # MAX's graph compile; 0 for HF
@@ -114,6 +115,7 @@ def run_max(args, cache: bool) -> RowResult:
         "step13" if cache else "step12",
         tokens,
         len(tokens) / total,
+        (len(tokens) - 1) / (total - first),
         first,
         load_s,
         compile_s,
@@ -165,9 +167,27 @@ def run_hf(args) -> RowResult:
         f"{str(model.dtype).removeprefix('torch.')}, no_grad, "
         f"generate(use_cache={model.generation_config.use_cache})"
     )
+    decode_tok_s = (len(tokens) - 1) / (total - first)  # less the separately timed prefill and first token
     return RowResult(
-        "hf", tokens, len(tokens) / total, first, load_s, 0.0, torch.get_num_threads(), os.getpid(), peak_rss(), detail
+        "hf",
+        tokens,
+        len(tokens) / total,
+        decode_tok_s,
+        first,
+        load_s,
+        0.0,
+        torch.get_num_threads(),
+        os.getpid(),
+        peak_rss(),
+        detail,
     )
+
+
+def run_profile(args) -> dict:
+    os.environ[MAX_THREADS] = str(args.threads)  # before MAX's runtime starts
+    from tutorial import decode_profile
+
+    return {"rows": decode_profile.profile(args), "pid": os.getpid()}
 
 
 def run_floor(args) -> FloorResult:
@@ -294,19 +314,24 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
             print(f"  {label}: {runs[row][0]['detail']}")
     width = max(len(ROWS[row]) for row in runs)
     print(
-        f"\n{'':{width}} {'tok/s median':>12} {'(min-max)':>15} {'first token':>11} {'peak RSS':>9} "
-        f"{'read GB/s':>9} {'% of floor':>10}"
+        f"\n{'':{width}} {'decode tok/s':>12} {'(min-max)':>15} {'read GB/s':>9} {'% of floor':>10} "
+        f"{'all tok/s':>9} {'first token':>11} {'peak RSS':>9}"
     )
     medians = {}
     for row, results in runs.items():
-        rates = [r["tok_s"] for r in results]
+        rates = [r["decode_tok_s"] for r in results]
         medians[row] = rate = statistics.median(rates)
+        overall = statistics.median(r["tok_s"] for r in results)
         first = statistics.median(r["first_s"] for r in results)
         rss = max(r["peak_rss"] for r in results) / 2**30
         print(
-            f"{ROWS[row]:{width}} {rate:12.2f} {'(' + spread(rates, '.2f') + ')':>15} {first:9.3f} s "
-            f"{rss:5.2f} GiB {rate * weight_bytes / 1e9:9.2f} {rate / floor:10.0%}"
+            f"{ROWS[row]:{width}} {rate:12.2f} {'(' + spread(rates, '.2f') + ')':>15} "
+            f"{rate * weight_bytes / 1e9:9.2f} {rate / floor:10.0%} {overall:9.2f} {first:9.3f} s {rss:5.2f} GiB"
         )
+    print(
+        "decode tok/s: the tokens after the first over the time after it (no prefill); all tok/s: every new "
+        "token over the whole call, prefill included"
+    )
     gbs = [f["gbs"] for f in floors]
     won = statistics.mode(f["method"] for f in floors)
     print(
@@ -321,7 +346,7 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
             for row, label in (("step13", "KV-cache loop"), ("step12", "step 12 loop"))
             if row in medians
         ]
-        print(f"vs HF generate (median / median): {'; '.join(ratios)}")
+        print(f"vs HF generate, decode tok/s (median / median): {'; '.join(ratios)}")
     every_run = [*floors, *(r for results in runs.values() for r in results)]
     if others := [r["others"] for r in every_run if r["others"] is not None]:
         busy, free = statistics.median(others), usable_cores() - args.threads
@@ -378,7 +403,12 @@ def main(argv=None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a 2-block, 64-wide GPT-2 (for testing the bench itself)")
     parser.add_argument("--skip-no-cache", action="store_true", help="leave out the slow step-12 row")
     parser.add_argument("--json", type=Path, help="also write every run's result to this file")
-    parser.add_argument("--row", choices=[*ROWS, "floor"], help=argparse.SUPPRESS)  # a child: one run, one JSON line
+    parser.add_argument(
+        "--profile", action="store_true", help="where one decode step's time goes, kind by kind (see decode_profile.py)"
+    )
+    parser.add_argument("--profile-out", type=Path, help="with --profile: also write the table to this file")
+    # a child: one run, one JSON line
+    parser.add_argument("--row", choices=[*ROWS, "floor", "profile"], help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -388,8 +418,9 @@ def main(argv=None) -> int:
             "step13": lambda: run_max(args, True),
             "hf": lambda: run_hf(args),
             "floor": lambda: run_floor(args),
+            "profile": lambda: run_profile(args),
         }[args.row]()
-        print(json.dumps(asdict(result)), flush=True)
+        print(json.dumps(result if isinstance(result, dict) else asdict(result)), flush=True)
         return 0
 
     from tutorial.generate import Stop, choose_source, use_cache
@@ -415,6 +446,18 @@ def main(argv=None) -> int:
         if not use_cache(source):
             rows.remove("step13")
     print(f"bench (pid {os.getpid()}): weights {path}; every run below is a fresh process", flush=True)
+    if args.profile:  # the read floor, then the step's parts, each in its own process
+        from tutorial import decode_profile
+
+        floor = spawn("floor", args, path)
+        parts = spawn("profile", args, path)["rows"]
+        weights = "pretrained" if name.startswith("pretrained") else "random-init"
+        shape = f"GPT-2, {model['n_layer']} blocks, n_embd {model['n_embd']}, {weights} weights"
+        lines = decode_profile.report(parts, floor["gbs"], decode_bytes(path), args, shape)
+        print("\n" + "\n".join(lines))
+        if args.profile_out:  # the step-13 chapter includes this file
+            args.profile_out.write_text("\n".join(lines) + "\n")
+        return 0
     runs: dict[str, list[dict]] = {row: [] for row in rows}
     floors: list[dict] = []
     for repeat in range(args.repeats):

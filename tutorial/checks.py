@@ -7,13 +7,12 @@ failure is a `CheckFailure` whose message is the whole report.
 
 from __future__ import annotations
 
-import asyncio
-
 from dataclasses import dataclass
 
 import numpy as np
 
 from tutorial.explain import StepError, describe
+from tutorial.maxprivate import realize
 
 
 class CheckFailure(AssertionError):
@@ -76,23 +75,6 @@ def numpy(value, what: str) -> np.ndarray:
         return value.storage.to(CPU()).to_numpy()
     except Exception as error:  # MAX compiles and runs the graph only here
         raise CheckFailure(f"{what}: {describe(error)}") from error
-
-
-def realize(value) -> None:
-    """What Tensor._sync_realize does, without asyncio.run.
-
-    On Python 3.11, asyncio.run formats its task (result included) when it puts
-    the SIGINT handler back, and an eager Tensor's repr lists every value: two
-    seconds for a [2, 8, 50257] logits tensor, twice per run.
-    """
-    if value.real or not value._in_global_compute_graph:
-        value._sync_realize()  # nothing to run, or MAX's own error for a symbolic tensor
-        return
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(value.realize)
-    finally:
-        loop.close()
 
 
 def call(fn, *args, what: str):
@@ -158,13 +140,10 @@ def todo(n: int) -> str:
 
 
 def load(module, state: dict[str, np.ndarray], what: str) -> None:
-    """Load reference weights (already in MAX layout); a mismatch names the key and both shapes."""
-    from solutions.solution_11 import WeightError, load_weights
+    """Load reference weights (already in MAX layout), strict by key and shape: tutorial.weights.load."""
+    from tutorial import weights  # weights imports CheckFailure from here
 
-    try:
-        load_weights(module, state)
-    except WeightError as error:
-        raise CheckFailure(f"{what}: {error}") from error
+    weights.load(module, state, what)
 
 
 @dataclass(frozen=True)

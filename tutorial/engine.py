@@ -27,6 +27,8 @@ from max.experimental.tensor import Tensor
 from max.graph import DeviceRef, TensorType
 from max.nn.module_v3 import Linear, Module
 
+from tutorial.maxprivate import compiled_model
+
 Cache = Sequence[driver.Tensor]  # per block: keys, values, each [B, n_head, P, head_dim], on the device
 
 
@@ -71,7 +73,7 @@ class Engines:
         )
         # Module.compile wraps the engine's model for eager Tensors; the model itself takes and
         # returns driver tensors, so the cache stays on the device and joins no eager graph
-        self._prefill, self._decode, self.device = prefill.__wrapped__, decode.__wrapped__, device
+        self._prefill, self._decode, self.device = compiled_model(prefill), compiled_model(decode), device
 
     def prefill(self, prompt: list[int]) -> tuple[np.ndarray, Cache]:
         """The whole prompt at positions 0..T-1: (next-token logits [vocab_size], the cache)."""
@@ -96,4 +98,8 @@ def compile_cached(model: Module, device: Device, *, attention: type, with_cache
         block.attn.__class__ = attention  # a subclass of their step-07 attention: same weights, one method more
     stream_linears(model)  # a decode step reads every weight once: read them at full speed
     first = blocks[0].attn
-    return Engines(with_cache(model), n_layer=len(blocks), n_head=first.n_head, head_dim=first.head_dim, device=device)
+    engines = Engines(
+        with_cache(model), n_layer=len(blocks), n_head=first.n_head, head_dim=first.head_dim, device=device
+    )
+    engines.model = model  # for `bench --profile`, which times the decode step's parts with its modules
+    return engines

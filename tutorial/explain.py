@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from tutorial.course import ROOT, solution_path, stub_path
+from tutorial.maxprivate import graph_failed, index_out_of_bounds, op_failure
 from tutorial.todos import block_at, blocks
 
 
@@ -30,8 +31,6 @@ IMPORT_FIXES = {
     "max.functional": "the functional ops live in max.experimental.functional (import it as F)",
     "torch": "the steps use MAX, not torch: see the chapter's API list",
 }
-
-MAX_GRAPH_FAILURE = "Failed to compile and execute graph"
 
 
 def shown(path: str | Path) -> str:
@@ -90,10 +89,7 @@ def todo_naming(path: Path, name: str | None) -> tuple[int, int] | None:
 def describe(error: BaseException) -> str:
     name = type(error).__name__
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if text.startswith("Failed to create op") and "Diagnostics:" in lines[:-1]:
-        # MAX's graph-building errors put the reason after a "Diagnostics:" header
-        text = f"{text} {lines[lines.index('Diagnostics:') + 1]}"
+    text = op_failure(str(error)) or (lines[0] if lines else "")  # a graph-building error: its reason, on one line
     if isinstance(error, SyntaxError):
         return f"syntax error: {error.msg}"
     if isinstance(error, ModuleNotFoundError):
@@ -108,14 +104,14 @@ def describe(error: BaseException) -> str:
         return f"the code called sys.exit({error.code!r})"
     if isinstance(error, RecursionError):
         return "infinite recursion: does a method call itself (e.g. self(x) inside __call__)?"
-    if MAX_GRAPH_FAILURE in text or MAX_GRAPH_FAILURE in str(error.__cause__ or ""):
+    if graph_failed(text) or graph_failed(str(error.__cause__ or "")):
         # MAX's own reason is in the chained exception, e.g. "gather index 12 is out of bounds ..."
-        cause = next((l.strip() for l in str(error.__cause__ or "").splitlines() if l.strip()), "")[:200]
-        if cause and "out of bounds" not in cause:
+        cause = next((x.strip() for x in str(error.__cause__ or "").splitlines() if x.strip()), "")[:200]
+        if cause and not index_out_of_bounds(cause):
             return f"MAX failed to run the graph: {cause}"
         return (
-            f"MAX failed to run the graph{': ' + cause if cause else ''}. This almost always means an index outside its "
-            "table (a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
+            f"MAX failed to run the graph{': ' + cause if cause else ''}. This almost always means an index outside "
+            "its table (a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
         )
     if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return f"{name}: {text}: a TODO still returns or holds None"

@@ -24,12 +24,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: never the network
 
+from tutorial.course import model_steps  # noqa: E402
 from tutorial.explain import StepError, explain  # noqa: E402
 from tutorial.impl import Source, stub_steps  # noqa: E402
 
 PRETRAINED = "openai-community/gpt2"
 ALIASES = {"gpt2": PRETRAINED}
-STEPS = list(range(1, 13))  # the layers of the model and the generation loop; step 13 is an optimization
+STEPS = model_steps()  # the layers of the model and the generation loop (course.toml's model = true)
 CONFIG_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "layer_norm_epsilon")
 
 
@@ -228,6 +229,7 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
         loop = lambda ids, new, sampling, eos: step13.generate_cached(  # noqa: E731
             engines, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos
         )
+        loop.engines = engines  # for `bench --profile`, which times the decode graph's parts
     else:  # step 12's loop: a full forward over the whole text per token
         compiled = step12.compile_model(model, device)
         loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731

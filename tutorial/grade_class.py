@@ -59,7 +59,7 @@ COURSE_FILES = [
     "pytest.ini",
     "requirements.txt",
     "tutorial/*.py",
-    "tutorial/grading.toml",
+    "tutorial/*.toml",  # grading.toml, course.toml
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_step_*.py",

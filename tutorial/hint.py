@@ -6,8 +6,8 @@
 
 Each call shows the next level and remembers it in .progress/hints.json;
 `--level N` shows level N again, `--reset` starts the step over at the nudge.
-Levels 1 and 2 live in tutorial/hints.toml; level 3 is read from
-solutions/solution_NN.py, never copied.
+Levels 1 and 2 live in the course's registry, tutorial/course.toml; level 3
+is read from solutions/solution_NN.py, never copied.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ import argparse
 import difflib
 import json
 import sys
-import tomllib
 
 from rich.console import Console
 from rich.syntax import Syntax
 
 from tutorial import todos
-from tutorial.course import ROOT, TITLES, solution_path, stub_path
+from tutorial.course import TITLES, hints, solution_path, stub_path
 from tutorial.reset import committed_stub
 from tutorial.runner import STATE, step_arg
 
@@ -65,9 +64,8 @@ def stub_text(n: int) -> str:
 def show(n: int, level: int, console: Console) -> bool:
     console.rule(f"Step {n:02d} · {TITLES[n]} · hint {level} of 3: {LEVELS[level]}")
     if level < 3:
-        hints = tomllib.loads((ROOT / "tutorial" / "hints.toml").read_text()).get(f"s{n:02d}", {})
-        text = hints.get(["nudge", "api"][level - 1])
-        console.print(text or f"tutorial/hints.toml has no {LEVELS[level]} for s{n:02d} yet.")
+        text = hints(n).get(["nudge", "api"][level - 1])
+        console.print(text or f"tutorial/course.toml has no {LEVELS[level]} for s{n:02d} yet.")
         return bool(text)
     stub = stub_text(n)
     solution = solution_path(n).read_text()

@@ -4,6 +4,7 @@ Each step is checked exactly as `pixi run sNN` checks it (tutorial/runner.py).
 A step file that is still the course's stub (see `pixi run reset --help`)
 is "not started" without running anything. A first run compiles MAX
 kernels, which is slow: the bottom line says which step is being checked.
+The minutes are tutorial/course.toml's estimates of a learner's time per step.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from tutorial.course import TITLES, built
+from tutorial.course import TITLES, built, minutes
 from tutorial.impl import Source
 from tutorial.reset import committed_stub
 from tutorial.runner import remember, run_step, showing
@@ -49,6 +50,12 @@ def status(n: int, use: str, console: Console) -> tuple[str, str]:
     return "failing", run.message
 
 
+def duration(total: int) -> str:
+    """Minutes as a person says them: "45 min", "2 h", "3 h 10 min"."""
+    hours, rest = divmod(total, 60)
+    return " ".join(([f"{hours} h"] if hours else []) + ([f"{rest} min"] if rest or not hours else []))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="pixi run progress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -56,17 +63,19 @@ def main(argv=None) -> int:
     parser.add_argument("--use", default="steps", help="steps (yours, the default) or a directory of step_NN.py files")
     args = parser.parse_args(argv)
     console = Console()
-    table = Table("step", "title", "status", title="Your progress", title_justify="left")
+    table = Table("step", "title", "min", "status", title="Your progress", title_justify="left")
     table.add_column("", overflow="fold")
     found = {}
     for n, title in TITLES.items():
         found[n] = status(n, args.use, console)
-        table.add_row(f"s{n:02d}", title, LOOK[found[n][0]], found[n][1])
+        table.add_row(f"s{n:02d}", title, f"~{minutes(n)}", LOOK[found[n][0]], found[n][1])
     console.print(table)
     done = sum(state == "done" for state, _ in found.values())
     bar = "█" * round(30 * done / len(TITLES))
+    left = sum(minutes(n) for n, (state, _) in found.items() if state != "done")
     console.print(
         f"[green]{bar}[/][dim]{'░' * (30 - len(bar))}[/] {done}/{len(TITLES)} steps done ({100 * done // len(TITLES)}%)"
+        + (f", about {duration(left)} of work left" if left else "")
     )
     todo = next((n for n, (state, _) in found.items() if state in ("failing", "not started", "missing")), None)
     if todo:

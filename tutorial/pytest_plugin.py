@@ -21,7 +21,7 @@ from tutorial import fastmax
 
 fastmax.prepare()  # before anything imports MAX: saves ~6 s per run
 
-from tutorial import checks  # noqa: E402
+from tutorial import checks, maxprivate  # noqa: E402
 from tutorial.checks import CheckFailure  # noqa: E402
 from tutorial.course import TITLES, next_step  # noqa: E402
 from tutorial.explain import StepError, explain, shown  # noqa: E402
@@ -75,15 +75,21 @@ def header(config) -> list[str]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def same_graph_every_run():
+def same_seed() -> None:
     """MAX's eager graph carries a random seed that advances as checks run; a moved seed means a
-    different graph and a fresh compile. Fixing it per check lets the compile cache hit in any order."""
-    from max.experimental import tensor
-    from max.graph import ops
+    different graph and a fresh compile. Fixing it lets the compile cache hit in any order."""
+    maxprivate.seed_eager_graph(0)
 
-    with tensor.GRAPH.graph:
-        ops.random.set_seed(0)
+
+@pytest.fixture(autouse=True)
+def same_graph_every_check():
+    same_seed()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_graph_every_file():
+    """Before a test file's module-scoped fixtures, which run the learner's module once for all its checks."""
+    same_seed()
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +97,9 @@ def source(request) -> Source:
     return Source(request.config.getoption("--use"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def step(request, source):
-    """The module under check: this test file's step, from --use."""
+    """The module under check: this test file's step, from --use (imported once per file)."""
     n = step_number(request.path)
     checks.LEARNER_FILE = source.path(n)
     try:
@@ -208,7 +214,10 @@ def pytest_unconfigure(config):
     passed = len(reporter.stats.get("passed", []))
     failed = len(reporter.stats.get("failed", []) + reporter.stats.get("error", []))
     if failed:
-        line = f"Step {n:02d}: {failed} of {passed + failed} checks fail. Start with the first ✗ above; `pixi run hint s{n:02d}` helps."
+        line = (
+            f"Step {n:02d}: {failed} of {passed + failed} checks fail. "
+            f"Start with the first ✗ above; `pixi run hint s{n:02d}` helps."
+        )
     elif passed:
         nxt = next_step(n)
         after = (

@@ -8,7 +8,11 @@ trivially ones or zeros. The network is never touched.
 torch and transformers take seconds to import and the model seconds to
 build, so both are paid once: the random weights go to a safetensors file,
 and every HF output a check asks for is stored under a key made of the
-reference, the library versions, the inputs and the code that computed it.
+reference, the library versions, the inputs and the code that computed it
+(with every value that code reads: see `code_key`).
+
+The harness owns all of it: the config here, the weights in tutorial/weights.py.
+It imports nothing from solutions/, so a check of one step never runs another.
 """
 
 from __future__ import annotations
@@ -16,21 +20,19 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import marshal
 import os
-from dataclasses import fields
-from functools import cache, cached_property
+import re
+import types
+from dataclasses import dataclass, field, fields
+from functools import cache, cached_property, partial
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from solutions.solution_01 import GPT2Config
-
 PRETRAINED = "openai-community/gpt2"
 SEED = 0
-# A 2-block, 64-wide GPT-2 with the real vocabulary, for checks of the loops around the model
-# (steps 12-13, and the bench's own test): one config, so they share compiled graphs.
-SMALL = GPT2Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4)
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt2-max-tutorial"
 
 
@@ -40,6 +42,48 @@ def write_once(path: Path, write) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp{path.suffix}")  # keeps the suffix np.save wants
     write(tmp)
     tmp.replace(path)
+
+
+def hf_config_defaults() -> dict:
+    """HF `GPT2Config()`'s attributes, stored per transformers version: importing it takes ~5 s."""
+    path = CACHE / f"hf-gpt2config-{version('transformers')}.json"
+    if not path.exists():
+        import transformers
+
+        config = transformers.GPT2Config()
+        values = {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, type(None)))}
+        write_once(path, lambda tmp: tmp.write_text(json.dumps(values)))
+    return json.loads(path.read_text())
+
+
+@cache
+def _hf_defaults() -> dict:
+    return hf_config_defaults()
+
+
+def hf_default(name: str):
+    """HF `GPT2Config()`'s default for `name` (hf_config_defaults, read once per process)."""
+    return _hf_defaults()[name]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The reference's GPT-2 sizes, under HF GPT2Config's names and with its defaults (GPT-2 124M), none typed
+    here. The harness's own: the learner's modules only read these attributes. Field order is part of
+    `Reference.id` (the on-disk caches), so it stays."""
+
+    vocab_size: int = field(default_factory=partial(hf_default, "vocab_size"))
+    n_positions: int = field(default_factory=partial(hf_default, "n_positions"))
+    n_embd: int = field(default_factory=partial(hf_default, "n_embd"))
+    n_layer: int = field(default_factory=partial(hf_default, "n_layer"))
+    n_head: int = field(default_factory=partial(hf_default, "n_head"))
+    n_inner: int | None = field(default_factory=partial(hf_default, "n_inner"))
+    layer_norm_epsilon: float = field(default_factory=partial(hf_default, "layer_norm_epsilon"))
+
+
+# A 2-block, 64-wide GPT-2 with the real vocabulary, for checks of the loops around the model
+# (steps 12-13, and the bench's own test): one config, so they share compiled graphs.
+SMALL = Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4)
 
 
 def pretrained_file() -> Path | None:
@@ -52,8 +96,8 @@ def pretrained_file() -> Path | None:
 
 
 class Reference:
-    def __init__(self, config: GPT2Config | None = None, seed: int = SEED):
-        self.config = config or GPT2Config()
+    def __init__(self, config: Config | None = None, seed: int = SEED):
+        self.config = config or Config()
         self.seed = seed
         self.file = pretrained_file() if config is None else None
         if self.file:
@@ -87,19 +131,20 @@ class Reference:
 
     @cached_property
     def max_state(self) -> dict[str, np.ndarray]:
-        """Every GPT2LMHeadModel weight in this course's layout, by the reference loader; shared.
+        """Every GPT2LMHeadModel weight in this course's layout, by the harness's tutorial.weights; shared.
 
-        What the loader changed (the Conv1D transposes) is stored next to the HF weights, keyed
-        by the loader's source: reading it back is faster than transposing again per process."""
-        import solutions.solution_11 as loader
+        What hf_to_max changed (the Conv1D transposes) is stored next to the HF weights, keyed by
+        weights.py's source: reading it back is faster than transposing again per process."""
         from safetensors import safe_open
         from safetensors.numpy import load_file, save_file
 
+        from tutorial import weights
+
         hf = self.state("") | {"lm_head.weight": self.weight("lm_head.weight")}
-        digest = hashlib.sha256(inspect.getsource(loader).encode()).hexdigest()[:12]
+        digest = hashlib.sha256(inspect.getsource(weights).encode()).hexdigest()[:12]
         path = CACHE / self.id / f"max-layout-{digest}.safetensors"
         if not path.exists():
-            state = loader.hf_to_max(hf)
+            state = weights.hf_to_max(hf)
             changed = {k: v for k, v in state.items() if v is not hf.get(k)}
             kept = json.dumps(sorted(state.keys() - changed.keys()))
             write_once(path, lambda tmp: save_file(changed, str(tmp), metadata={"kept": kept}))
@@ -122,19 +167,21 @@ class Reference:
             self._read |= {k: v for k, v in load_file(str(self.file)).items() if k not in self._read}
         return {k.removeprefix(prefix): self.weight(k) for k in wanted}
 
-    def model(self):
-        """A fresh step-11 MaxGPT2LMHeadModel (the reference solution) holding these weights."""
-        from solutions.solution_11 import MaxGPT2LMHeadModel, load_weights
+    def model(self, model_class):
+        """A fresh `model_class(self.config)` holding these weights. model_class is step 11's
+        MaxGPT2LMHeadModel as the code under check imports it (e.g. `step.MaxGPT2LMHeadModel` in a
+        step-12 check): the harness builds no model of its own."""
+        from tutorial import weights
 
-        model = MaxGPT2LMHeadModel(self.config)
-        load_weights(model, self.max_state)
+        model = model_class(self.config)
+        weights.load(model, self.max_state, what=f"loading HF's weights into {model_class.__name__}")
         return model
 
     # -- HF outputs, computed once per inputs and stored ---------------------------
     def compute(self, fn, *inputs: np.ndarray) -> np.ndarray:
         """fn(hf_model, *torch_inputs) -> torch tensor, cached as numpy on disk."""
         digest = hashlib.sha256(
-            json.dumps([self.id, self.versions, inspect.getsource(fn)]).encode()
+            json.dumps([self.id, self.versions, code_key(fn)]).encode()
             + b"".join(np.ascontiguousarray(a).tobytes() + str(a.dtype).encode() for a in inputs)
         ).hexdigest()[:24]
         path = CACHE / self.id / "outputs" / f"{digest}.npy"
@@ -196,18 +243,70 @@ class Reference:
         write_once(self.file, lambda tmp: save_file(state, str(tmp)))
 
 
-def hf_config_defaults() -> dict:
-    """HF `GPT2Config()`'s attributes, stored per transformers version: importing it takes ~5 s."""
-    path = CACHE / f"hf-gpt2config-{version('transformers')}.json"
-    if not path.exists():
-        import transformers
-
-        config = transformers.GPT2Config()
-        values = {k: v for k, v in vars(config).items() if isinstance(v, (int, float, str, type(None)))}
-        write_once(path, lambda tmp: tmp.write_text(json.dumps(values)))
-    return json.loads(path.read_text())
-
-
 @cache
-def reference(config: GPT2Config | None = None) -> Reference:
+def reference(config: Config | None = None) -> Reference:
     return Reference(config)
+
+
+# -- what a computation depends on, for the key of its stored output ---------------------------------
+def code_key(fn) -> list:
+    """fn's code and every value it reads, as JSON: its source (its bytecode when there is none), its
+    default arguments, the values of the cells it closes over and of the module globals its code (nested
+    code included) names, and the same for each plain function among those. Two lambdas of the same
+    source that close over different values get different keys; a changed global constant changes it."""
+    return _function_key(fn, set())
+
+
+def _function_key(fn: types.FunctionType, seen: set[int]) -> list:
+    seen.add(id(fn))
+    code = fn.__code__
+    try:
+        text = inspect.getsource(fn)
+    except (OSError, TypeError):  # defined by exec or in a REPL
+        text = marshal.dumps(code).hex()
+    closure = {}
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        try:
+            closure[name] = _value_key(cell.cell_contents, seen)
+        except ValueError:  # a cell not yet filled
+            closure[name] = None
+    names = sorted(_names(code) & fn.__globals__.keys())
+    return [
+        text,
+        _value_key(fn.__defaults__, seen),
+        _value_key(fn.__kwdefaults__, seen),
+        closure,
+        {name: _value_key(fn.__globals__[name], seen) for name in names},
+    ]
+
+
+def _names(code: types.CodeType) -> set[str]:
+    """The names code reads as globals (or attributes), with those of the code nested in it (lambdas,
+    comprehensions), which inspect.getclosurevars leaves out."""
+    found = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            found |= _names(const)
+    return found
+
+
+def _value_key(value, seen: set[int]):
+    if isinstance(value, types.FunctionType):
+        return ["function", value.__qualname__, None if id(value) in seen else _function_key(value, seen)]
+    if type(value).__module__.startswith("torch") and hasattr(value, "numpy"):  # a torch tensor: its repr elides
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.ascontiguousarray(value)
+        return ["array", str(array.dtype), list(array.shape), hashlib.sha256(array.tobytes()).hexdigest()]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, type):
+        return ["class", f"{value.__module__}.{value.__qualname__}"]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_value_key(v, seen) for v in value]]
+    if isinstance(value, dict):
+        return ["dict", [[_value_key(k, seen), _value_key(v, seen)] for k, v in value.items()]]
+    if isinstance(value, (set, frozenset)):
+        return [type(value).__name__, sorted(json.dumps(_value_key(v, seen)) for v in value)]
+    # anything else by repr, less the memory addresses a default repr holds (they differ per process)
+    return ["repr", re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))]

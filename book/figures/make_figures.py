@@ -64,26 +64,34 @@ class Svg:
 
     def text(self, x, y, s, size=13, anchor="start", weight="normal", fill="#222", mono=False, rotate=None):
         extra = f' transform="rotate({rotate} {x:.1f} {y:.1f})"' if rotate is not None else ""
-        self.add(f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-                 f'font-weight="{weight}" fill="{fill}" style="{MONO if mono else FONT}"{extra}>{escape(s)}</text>')
+        self.add(
+            f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
+            f'font-weight="{weight}" fill="{fill}" style="{MONO if mono else FONT}"{extra}>{escape(s)}</text>'
+        )
 
     def rect(self, x, y, w, h, fill, stroke="none", rx=0, width=1, dash=None):
         d = f' stroke-dasharray="{dash}"' if dash else ""
-        self.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" '
-                 f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{d}/>')
+        self.add(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{d}/>'
+        )
 
     def line(self, x1, y1, x2, y2, stroke="#444", width=1.5, arrow=False):
         head = ' marker-end="url(#arrow)"' if arrow else ""
-        self.add(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
-                 f'stroke="{stroke}" stroke-width="{width}"{head}/>')
+        self.add(
+            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+            f'stroke="{stroke}" stroke-width="{width}"{head}/>'
+        )
 
     def path(self, d, stroke="#444", width=1.5, arrow=False):
         head = ' marker-end="url(#arrow)"' if arrow else ""
         self.add(f'<path d="{d}" fill="none" stroke="{stroke}" stroke-width="{width}"{head}/>')
 
     def arrowhead(self) -> None:
-        self.add('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-                 'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>')
+        self.add(
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>'
+        )
 
     def save(self, name: str) -> Path:
         OUT.mkdir(parents=True, exist_ok=True)
@@ -129,8 +137,10 @@ def architecture() -> Path:
 
     # embeddings: two tables, summed
     ey = 96
-    for x, name, detail, step in [(cx - 155, "wte", "Embedding(50257, 768)", "step 05"),
-                                  (cx + 5, "wpe", "Embedding(1024, 768)", "step 06")]:
+    for x, name, detail, step in [
+        (cx - 155, "wte", "Embedding(50257, 768)", "step 05"),
+        (cx + 5, "wpe", "Embedding(1024, 768)", "step 06"),
+    ]:
         s.rect(x, ey, 150, 58, "#dbeafe", "#3b82f6", rx=8, width=1.5)
         s.text(x + 10, ey + 21, name, size=15, weight="bold", mono=True)
         s.text(x + 10, ey + 38, detail, size=11, fill="#444")
@@ -156,8 +166,15 @@ def architecture() -> Path:
     # attention half: x + attn(ln_1(x))
     box(256, 52, "ln_1", ["LayerNorm(768)"], "step 03", "#fef9c3", "#ca8a04")
     s.line(cx, 308, cx, 326, arrow=True)
-    box(326, 66, "attn", ["c_attn 768 → 3×768: q, k, v; 12 heads of 64", "causal mask, softmax, c_proj 768 → 768"],
-        "step 07 (mask: step 02)", "#ffedd5", "#ea580c")
+    box(
+        326,
+        66,
+        "attn",
+        ["c_attn 768 → 3×768: q, k, v; 12 heads of 64", "causal mask, softmax, c_proj 768 → 768"],
+        "step 07 (mask: step 02)",
+        "#ffedd5",
+        "#ea580c",
+    )
     s.line(cx, 392, cx, 413)
     plus(424)
     residual(248, 424)
@@ -181,10 +198,23 @@ def architecture() -> Path:
     box(750, 56, "lm_head", ["Linear(768, 50257, no bias), tied to wte"], "step 11", "#ede9fe", "#7c3aed")
     s.line(cx, 806, cx, 830, arrow=True)
     s.text(cx, 846, "logits  [B, T, 50257]: a score for every next token", size=13, anchor="middle", mono=True)
-    s.text(cx, 868, "sampling the next token: step 12; reusing keys and values: step 13", size=12,
-           anchor="middle", fill="#8a4b00")
-    s.text(W / 2, 892, "checkpoint names: transformer.wte.weight, transformer.h.0.attn.c_attn.weight, …,"
-           " lm_head.weight", size=10, anchor="middle", fill="#777", mono=True)
+    s.text(
+        cx,
+        868,
+        "sampling the next token: step 12; reusing keys and values: step 13",
+        size=12,
+        anchor="middle",
+        fill="#8a4b00",
+    )
+    s.text(
+        W / 2,
+        892,
+        "checkpoint names: transformer.wte.weight, transformer.h.0.attn.c_attn.weight, …, lm_head.weight",
+        size=10,
+        anchor="middle",
+        fill="#777",
+        mono=True,
+    )
     return s.save("architecture.svg")
 
 
@@ -209,8 +239,15 @@ def mask_row(s: "Svg", row, left: float, top: float, cell: float, size: int) -> 
         visible = value == 0
         x = left + j * cell
         s.rect(x, top, cell, cell, "#bbf7d0" if visible else "#334155", "#ffffff", width=1.5)
-        s.text(x + cell / 2, top + cell / 2 + 5, "0" if visible else "−∞", size=size, anchor="middle",
-               fill="#14532d" if visible else "#e2e8f0", mono=True)
+        s.text(
+            x + cell / 2,
+            top + cell / 2 + 5,
+            "0" if visible else "−∞",
+            size=size,
+            anchor="middle",
+            fill="#14532d" if visible else "#e2e8f0",
+            mono=True,
+        )
 
 
 def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Path:
@@ -222,12 +259,20 @@ def mask_figure(values, num_tokens: int, name: str, title: str, note: str) -> Pa
     s = Svg(W, H, title)
     s.text(20, 28, title, size=16, weight="bold", mono=True)
     s.text(20, 50, note, size=12, fill="#444")
-    s.text(left + cols * cell / 2, top - 62, "keys: the positions a query may look at →", size=12, anchor="middle",
-           fill="#444")
+    s.text(
+        left + cols * cell / 2,
+        top - 62,
+        "keys: the positions a query may look at →",
+        size=12,
+        anchor="middle",
+        fill="#444",
+    )
     s.text(left - 10, top - 8, "queries ↓", size=12, anchor="end", fill="#444")
     if num_tokens:  # which keys come before the queries and which are their own
-        for first, last, label, fill in [(0, num_tokens, f"earlier (num_tokens = {num_tokens})", "#94a3b8"),
-                                         (num_tokens, cols, "the queries' own", "#22c55e")]:
+        for first, last, label, fill in [
+            (0, num_tokens, f"earlier (num_tokens = {num_tokens})", "#94a3b8"),
+            (num_tokens, cols, "the queries' own", "#22c55e"),
+        ]:
             s.rect(left + first * cell + 3, top - 30, (last - first) * cell - 6, 5, fill)
             s.text(left + (first + last) * cell / 2, top - 36, label, size=11, anchor="middle", fill="#475569")
     for j in range(cols):
@@ -263,8 +308,9 @@ def cache_figure(prefill, decode) -> Path:
             else:
                 s.rect(left + j * cell + 3, top - 28, cell - 6, 5, "#22c55e")
         for i in range(rows):
-            s.text(left - 8, top + i * cell + cell / 2 + 4, f"pos {first_position + i}", size=12, anchor="end",
-                   mono=True)
+            s.text(
+                left - 8, top + i * cell + cell / 2 + 4, f"pos {first_position + i}", size=12, anchor="end", mono=True
+            )
             mask_row(s, values[i], left, top + i * cell, cell, size=13)
 
     left1, top = 90, 146
@@ -276,15 +322,22 @@ def cache_figure(prefill, decode) -> Path:
     s.text(left2, 100, f"runs 1 position; reads {P} cached k, v", size=12, fill="#444")
     grid(decode, left2, top + (P - 1) * cell, P, P)
     s.line(left1 + P * cell + 20, top + P * cell / 2, left2 - 60, top + P * cell / 2, arrow=True)
-    s.text((left1 + P * cell + left2 - 40) / 2, top + P * cell / 2 - 8, "cache", size=12, anchor="middle",
-           fill="#475569")
+    s.text(
+        (left1 + P * cell + left2 - 40) / 2, top + P * cell / 2 - 8, "cache", size=12, anchor="middle", fill="#475569"
+    )
     ly = top + P * cell + 40
     s.rect(left1, ly - 10, 14, 5, "#22c55e")
     s.text(left1 + 20, ly - 4, "key computed in this step", size=12)
     s.rect(left1, ly + 12, 14, 5, "#94a3b8")
     s.text(left1 + 20, ly + 18, "key read from the cache (computed earlier, never changes)", size=12)
-    s.text(left1, ly + 44, "scores: prefill [B, 12, 4, 4]; decode [B, 12, 1, 5]: one query, all keys", size=12,
-           fill="#444", mono=True)
+    s.text(
+        left1,
+        ly + 44,
+        "scores: prefill [B, 12, 4, 4]; decode [B, 12, 1, 5]: one query, all keys",
+        size=12,
+        fill="#444",
+        mono=True,
+    )
     return s.save(name="kv_cache.svg")
 
 
@@ -320,8 +373,11 @@ def hf_run():
         out = model(torch.tensor([ids]), output_attentions=True)
     hook.remove()
     weights = np.stack([a[0].numpy() for a in out.attentions])
-    which = ("pretrained GPT-2 (openai-community/gpt2)" if pretrained
-             else "random-init GPT-2, seed 0: pretrained GPT-2 was not in the local HF cache")
+    which = (
+        "pretrained GPT-2 (openai-community/gpt2)"
+        if pretrained
+        else "random-init GPT-2, seed 0: pretrained GPT-2 was not in the local HF cache"
+    )
     return weights, captured["qkv"], out.logits[0, -1].numpy().copy(), which, tokenizer
 
 
@@ -358,13 +414,21 @@ def attention_figure(weights, which: str) -> Path:
                 x, y = x0 + j * cell, y0 + i * cell
                 s.rect(x, y, cell, cell, blues(w) if j <= i else "#f1f5f9", "#ffffff", width=1)
                 if j <= i:
-                    s.text(x + cell / 2, y + cell / 2 + 4, f"{w:.2f}".lstrip("0") if w < 0.995 else "1", size=10,
-                           anchor="middle", fill="#ffffff" if w > 0.45 else "#1e293b", mono=True)
+                    s.text(
+                        x + cell / 2,
+                        y + cell / 2 + 4,
+                        f"{w:.2f}".lstrip("0") if w < 0.995 else "1",
+                        size=10,
+                        anchor="middle",
+                        fill="#ffffff" if w > 0.45 else "#1e293b",
+                        mono=True,
+                    )
     return s.save("attention_weights.svg")
 
 
 def tok_label(token: str) -> str:
     return token.strip() or repr(token)
+
 
 # -- figure 4: q, k, v and the heads (step 07) ---------------------------------------------
 HEAD = 0  # the head whose scores the figure follows
@@ -398,11 +462,18 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
 
     # the strip: one cell per token and per 64-wide head slice, shaded by its RMS
     cw, ch, left, top, gap = 17, 15, 70, 110, 10
-    rms = np.sqrt((slices ** 2).mean(-1))  # [T, 3, n_head]
+    rms = np.sqrt((slices**2).mean(-1))  # [T, 3, n_head]
     for part, name in enumerate("qkv"):
         x0 = left + part * (n_head * cw + gap)
-        s.text(x0 + n_head * cw / 2, top - 30, f"{name}  [{T}, {n_embd}]", size=13, anchor="middle",
-               weight="bold", mono=True)
+        s.text(
+            x0 + n_head * cw / 2,
+            top - 30,
+            f"{name}  [{T}, {n_embd}]",
+            size=13,
+            anchor="middle",
+            weight="bold",
+            mono=True,
+        )
         for h in range(n_head):
             s.text(x0 + h * cw + cw / 2, top - 6, str(h), size=8, anchor="middle", fill="#555", mono=True)
             for i in range(T):
@@ -415,12 +486,21 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
     strip_w = 3 * n_head * cw + 2 * gap
     s.text(left + strip_w + 10, top + 12, "c_attn(x)", size=12, mono=True)
     s.text(left + strip_w + 10, top + 28, f"[{T}, {width}]", size=12, mono=True)
-    s.text(left, top + T * ch + 18, f"one cell: one token's {head_dim} numbers of one head (shade: their RMS,"
-           " light to dark = low to high)", size=11, fill="#444")
-    s.text(left, top + T * ch + 34, f"head h is features {head_dim}h … {head_dim}h + {head_dim - 1} of q, k and v",
-           size=11, fill="#444")
-    s.text(left, top + T * ch + 50, f"orange: head {HEAD} of q and of k, whose scores follow", size=11,
-           fill="#ea580c")
+    s.text(
+        left,
+        top + T * ch + 18,
+        f"one cell: one token's {head_dim} numbers of one head (shade: their RMS, light to dark = low to high)",
+        size=11,
+        fill="#444",
+    )
+    s.text(
+        left,
+        top + T * ch + 34,
+        f"head h is features {head_dim}h … {head_dim}h + {head_dim - 1} of q, k and v",
+        size=11,
+        fill="#444",
+    )
+    s.text(left, top + T * ch + 50, f"orange: head {HEAD} of q and of k, whose scores follow", size=11, fill="#ea580c")
 
     # one head: scores, plus the mask, softmax
     cell, ptop, gap_x = 30, 320, 62
@@ -442,19 +522,42 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
                 elif kind == "soft":
                     s.rect(x, y, cell, cell, blues(v) if j <= i else "#f1f5f9", "#ffffff", width=1)
                     label_v = ("1" if v > 0.995 else f"{v:.2f}".lstrip("0")) if j <= i else "0"
-                    s.text(x + cell / 2, y + cell / 2 + 4, label_v, size=9, anchor="middle",
-                           fill="#ffffff" if v > 0.45 else "#1e293b", mono=True)
+                    s.text(
+                        x + cell / 2,
+                        y + cell / 2 + 4,
+                        label_v,
+                        size=9,
+                        anchor="middle",
+                        fill="#ffffff" if v > 0.45 else "#1e293b",
+                        mono=True,
+                    )
                 else:
                     s.rect(x, y, cell, cell, "#f8fafc", "#cbd5e1", width=0.5)
-                    s.text(x + cell / 2, y + cell / 2 + 4, f"{v:.2f}".replace("-", "−"), size=8.5,
-                           anchor="middle", fill="#94a3b8" if kind == "scores" and j > i else "#1e293b", mono=True)
+                    s.text(
+                        x + cell / 2,
+                        y + cell / 2 + 4,
+                        f"{v:.2f}".replace("-", "−"),
+                        size=8.5,
+                        anchor="middle",
+                        fill="#94a3b8" if kind == "scores" and j > i else "#1e293b",
+                        mono=True,
+                    )
         if p < 2:
-            s.line(x0 + T * cell + 8, ptop + T * cell / 2, x0 + T * cell + gap_x - 8, ptop + T * cell / 2,
-                   arrow=True)
-    s.text(left, ptop + T * cell + 24, "Rows: queries; columns: keys. Grey scores (keys after the query) become"
-           " −∞; softmax turns them into weight 0,", size=11, fill="#444")
-    s.text(left, ptop + T * cell + 40, "and every row of weights sums to 1. These are the weights HF's own"
-           " forward pass returns for this head.", size=11, fill="#444")
+            s.line(x0 + T * cell + 8, ptop + T * cell / 2, x0 + T * cell + gap_x - 8, ptop + T * cell / 2, arrow=True)
+    s.text(
+        left,
+        ptop + T * cell + 24,
+        "Rows: queries; columns: keys. Grey scores (keys after the query) become −∞; softmax turns them into weight 0,",
+        size=11,
+        fill="#444",
+    )
+    s.text(
+        left,
+        ptop + T * cell + 40,
+        "and every row of weights sums to 1. These are the weights HF's own forward pass returns for this head.",
+        size=11,
+        fill="#444",
+    )
     return s.save("qkv_heads.svg")
 
 
@@ -469,28 +572,40 @@ def sampling_figure(logits, which: str, tokenizer, top: int = 20) -> Path:
     from solutions.solution_12 import probabilities
 
     order = np.argsort(logits)[::-1][:top]  # the same tokens, by logit, in every row
-    rows = [("temperature 1.0", probabilities(logits, 1.0)),
-            ("temperature 0.7: sharper", probabilities(logits, 0.7)),
-            ("top_k = 5 (temperature 1.0): the rest is exactly 0", probabilities(logits, 1.0, top_k=5))]
+    rows = [
+        ("temperature 1.0", probabilities(logits, 1.0)),
+        ("temperature 0.7: sharper", probabilities(logits, 0.7)),
+        ("top_k = 5 (temperature 1.0): the rest is exactly 0", probabilities(logits, 1.0, top_k=5)),
+    ]
     bw, left, ph, gap = 34, 96, 96, 52
     W = left + top * bw + 40
     H = 96 + len(rows) * (ph + gap) + 40
     title = "The next token after “The cat sat on the mat.”: the top 20 probabilities"
     s = Svg(W, H, f"{title} ({which})")
     s.text(20, 28, "Next-token probabilities: temperature and top-k", size=16, weight="bold")
-    s.text(20, 48, f"the last position's logits on “The cat sat on the mat.”, from {which}", size=11,
-           fill="#8a4b00")
-    s.text(20, 66, f"step 12's probabilities(logits, temperature, top_k) for the {top} tokens with the highest"
-           " logits, in the same order in each row;", size=11, fill="#444")
-    s.text(20, 82, "each row has its own scale: its largest probability is the top of the axis", size=11,
-           fill="#444")
+    s.text(20, 48, f"the last position's logits on “The cat sat on the mat.”, from {which}", size=11, fill="#8a4b00")
+    s.text(
+        20,
+        66,
+        f"step 12's probabilities(logits, temperature, top_k) for the {top} tokens with the highest"
+        " logits, in the same order in each row;",
+        size=11,
+        fill="#444",
+    )
+    s.text(20, 82, "each row has its own scale: its largest probability is the top of the axis", size=11, fill="#444")
     for r, (label, p) in enumerate(rows):
         y0 = 96 + r * (ph + gap) + 18  # the top of the plot area
         shown = p[order]
         peak = float(shown.max())
         s.text(left, y0 - 6, label, size=12, weight="bold")
-        s.text(left + top * bw, y0 - 6, f"these {top} hold {shown.sum():.1%} of the probability", size=11,
-               anchor="end", fill="#444")
+        s.text(
+            left + top * bw,
+            y0 - 6,
+            f"these {top} hold {shown.sum():.1%} of the probability",
+            size=11,
+            anchor="end",
+            fill="#444",
+        )
         s.line(left - 4, y0 + ph, left + top * bw, y0 + ph, stroke="#94a3b8", width=1)
         s.line(left - 4, y0, left - 4, y0 + ph, stroke="#94a3b8", width=1)
         s.text(left - 8, y0 + 8, f"{peak:.2g}", size=10, anchor="end", mono=True)
@@ -508,19 +623,30 @@ def sampling_figure(logits, which: str, tokenizer, top: int = 20) -> Path:
     return s.save("sampling.svg")
 
 
-
 def main(argv: list[str]) -> int:
     only = set(argv)
     made = []
     if not only or "architecture" in only:
         made.append(architecture())
     if not only or "mask" in only:
-        made.append(mask_figure(mask_values(8, 0), 0, "causal_mask_8.svg",
-                                "causal_mask(8, num_tokens=0)",
-                                "8 tokens, none cached: query i sees keys 0..i"))
-        made.append(mask_figure(mask_values(4, 4), 4, "causal_mask_cached.svg",
-                                "causal_mask(4, num_tokens=4)",
-                                "4 queries after 4 earlier positions: query i sees keys 0..4+i"))
+        made.append(
+            mask_figure(
+                mask_values(8, 0),
+                0,
+                "causal_mask_8.svg",
+                "causal_mask(8, num_tokens=0)",
+                "8 tokens, none cached: query i sees keys 0..i",
+            )
+        )
+        made.append(
+            mask_figure(
+                mask_values(4, 4),
+                4,
+                "causal_mask_cached.svg",
+                "causal_mask(4, num_tokens=4)",
+                "4 queries after 4 earlier positions: query i sees keys 0..4+i",
+            )
+        )
     if not only or "cache" in only:
         made.append(cache_figure(mask_values(4, 0), mask_values(1, 4)))
     if not only or "attention" in only:

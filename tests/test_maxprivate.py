@@ -1,0 +1,157 @@
+"""Every MAX internal and error text in tutorial/maxprivate.py still holds for the installed MAX.
+
+One test per assumption, each on the tiniest graph that shows it. After a MAX upgrade, a failure here
+says which assumption broke, before it shows up as a puzzling message in a learner's check.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tutorial import maxprivate
+from tutorial.course import ROOT
+
+
+def failure_of(make, what: str) -> BaseException:
+    """The error of realizing make()'s eager tensor, with its traceback dropped: a traceback keeps the
+    failed tensor alive, and MAX would put it in every later eager graph of the session."""
+    try:
+        maxprivate.realize(make())
+    except Exception as error:
+        for each in maxprivate.chain(error):
+            each.__traceback__ = None
+        return error
+    pytest.fail(f"MAX changed: {what} now runs; the advice tutorial/maxprivate.py matches it for never shows")
+
+
+def test_max_imports_without_torch_and_the_pipeline_layers():
+    code = (
+        "import sys\n"
+        "from tutorial.maxprivate import import_max_lean\n"
+        "import_max_lean()\n"
+        "import max.driver, max.dtype, max.engine, max.graph\n"
+        "import max.experimental.functional, max.experimental.tensor, max.nn.module_v3\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, (
+        "MAX changed: with torch hidden and max.nn a bare package, importing MAX failed "
+        f"(import_max_lean): {run.stderr.strip().splitlines()[-1:]}"
+    )
+    assert run.stdout.strip() == "[]", (
+        f"MAX changed: importing it through import_max_lean still loads {run.stdout.strip()}, "
+        "the libraries it exists to skip"
+    )
+
+
+def test_realize_computes_an_eager_tensor():
+    from max.driver import CPU
+    from max.experimental.tensor import Tensor
+
+    for name in ("_in_global_compute_graph", "_sync_realize", "realize"):
+        assert hasattr(Tensor, name), f"MAX changed: Tensor.{name}, which maxprivate.realize uses, is gone"
+    y = Tensor.from_dlpack(np.arange(3, dtype=np.float32)) + 1
+    assert not y.real and y._in_global_compute_graph, (
+        "MAX changed: an eager result is no longer an unrealized tensor of the global compute graph "
+        "(Tensor.real, Tensor._in_global_compute_graph)"
+    )
+    maxprivate.realize(y)
+    assert y.real, "MAX changed: maxprivate.realize (awaiting Tensor.realize) no longer realizes an eager tensor"
+    assert y.storage.to(CPU()).to_numpy().tolist() == [1, 2, 3], "MAX changed: realize computed wrong values"
+
+
+def test_realize_refuses_a_symbolic_tensor():
+    from max.dtype import DType
+    from max.experimental.tensor import Tensor
+    from max.graph import DeviceRef, Graph, TensorType
+
+    with Graph("symbolic", input_types=[TensorType(DType.float32, [3], device=DeviceRef.CPU())]) as graph:
+        x = Tensor(value=graph.inputs[0].tensor)
+        assert not x._in_global_compute_graph, (
+            "MAX changed: Tensor._in_global_compute_graph is True for a tensor of another graph"
+        )
+        with pytest.raises(TypeError, match="symbolic"):  # not a hang, not a run of the eager graph
+            maxprivate.realize(x)
+
+
+def test_seed_eager_graph():
+    from max.experimental import tensor
+    from max.graph import Graph
+
+    graph = getattr(getattr(tensor, "GRAPH", None), "graph", None)
+    assert isinstance(graph, Graph), (
+        "MAX changed: max.experimental.tensor.GRAPH.graph (the eager graph, seeded before each check) is gone"
+    )
+    maxprivate.seed_eager_graph(0)
+
+
+def test_compiled_model_is_the_engine_model_under_module_compile():
+    from max import driver
+    from max.dtype import DType
+    from max.engine import Model
+    from max.graph import DeviceRef, TensorType
+    from max.nn.module_v3 import Module
+
+    class Two(Module):  # several outputs, as tutorial/engine.py's GPT2WithCache
+        def __call__(self, x):
+            return x + 1, x * 2
+
+    compiled = Two().compile(TensorType(DType.float32, [3], device=DeviceRef.CPU()))
+    assert isinstance(getattr(compiled, "__wrapped__", None), Model), (
+        "MAX changed: Module.compile(...).__wrapped__ is not the engine Model (F.functional's functools.wraps); "
+        f"it is {type(getattr(compiled, '__wrapped__', None)).__name__}"
+    )
+    model = maxprivate.compiled_model(compiled)
+    out = model.execute(driver.Tensor.from_numpy(np.arange(3, dtype=np.float32)))
+    assert all(isinstance(o, driver.Tensor) for o in out), (
+        "MAX changed: the Model under Module.compile no longer returns driver tensors"
+    )
+    assert [o.to_numpy().tolist() for o in out] == [[1, 2, 3], [0, 2, 4]]
+
+
+def test_a_matmul_of_mismatched_widths_names_both_shapes():
+    from max.experimental.tensor import Tensor
+
+    x, w = Tensor.from_dlpack(np.ones((2, 3), np.float32)), Tensor.from_dlpack(np.ones((4, 5), np.float32))
+    with pytest.raises(Exception) as caught:
+        x @ w  # MAX refuses it as it builds the op: no compile
+    error = caught.value
+    line = maxprivate.op_failure(str(error))
+    assert line and line.startswith("Failed to create op 'matmul':"), (
+        f"MAX changed: a graph-building error is no longer 'Failed to create op' + 'Diagnostics:' + reason: {error}"
+    )
+    assert maxprivate.matmul_shapes(error) == ("[2, 3]", "[4, 5]"), (
+        f"MAX changed: matmul_shapes does not find 'lhs (shape ...)' and 'rhs (shape ...)' in: {line}"
+    )
+
+
+def test_softmax_over_a_non_last_axis_is_recognised():
+    from max.experimental import functional as F
+    from max.experimental.tensor import Tensor
+
+    x = Tensor.from_dlpack(np.ones((2, 3), np.float32))
+    error = failure_of(lambda: F.softmax(x, axis=0), "softmax over a non-last axis")
+    assert maxprivate.graph_failed(str(error)), (
+        f"MAX changed: a graph that fails to compile no longer raises '{maxprivate.GRAPH_FAILURE}': {error}"
+    )
+    assert maxprivate.softmax_not_last_axis(error), (
+        "MAX changed: softmax over axis 0 no longer fails with 'non-inner axis' (step 07's advice on the softmax "
+        f"axis relies on it): {[str(e) for e in maxprivate.chain(error)]}"
+    )
+
+
+def test_a_gather_out_of_bounds_is_recognised():
+    from max.experimental import functional as F
+    from max.experimental.tensor import Tensor
+
+    table, ids = Tensor.from_dlpack(np.ones((4, 2), np.float32)), Tensor.from_dlpack(np.array([1, 5], np.int64))
+    error = failure_of(lambda: F.gather(table, ids, axis=0), "a gather outside its table")
+    assert maxprivate.graph_failed(str(error)), (
+        f"MAX changed: a graph that fails to run no longer raises '{maxprivate.GRAPH_FAILURE}': {error}"
+    )
+    cause = str(error.__cause__ or "")
+    assert maxprivate.index_out_of_bounds(cause), (
+        f"MAX changed: an index outside a gather's table no longer says 'out of bounds': {cause!r}"
+    )
