@@ -1,10 +1,16 @@
-"""The maintainers' suite runs its mutation checks last, and starts them first.
+"""The maintainers' suite runs its broken code in a few long-lived workers, beside the other tests.
 
-Each mutation check (tests/test_mutations.py) is a fresh process that spends most of its run
-compiling new MAX graphs on one core, while most other tests use one core. So one mutant runs
-beside the other tests from the start of the session, and the mutation tests keep one per core.
+The mutation checks (tests/test_mutations.py), the broken models of tests/test_one_model.py and the
+broken files of tests/test_learner_mistakes.py are jobs of the session's `pool` (tutorial/mutants.py:
+each job as its own `python -m ...` would run, many per process). A job spends most of its run
+compiling new MAX graphs on one core, while most other tests use one core. So the mutation tests run
+last and their jobs are queued at the start: one worker runs jobs beside the other tests from the
+start of the session, and a test that waits for a job's result keeps one worker per core busy.
 """
 
+from tutorial.mutants import Pool
+
+pool = Pool()
 background = {}  # "mutants": the session's test_mutations.Mutants, when it has mutation tests
 
 
@@ -19,14 +25,14 @@ def pytest_collection_modifyitems(items):
 def pytest_collection_finish(session):
     if items := [item for item in session.items if is_mutation(item)]:
         order = [(item.callspec.params["n"], item.callspec.params["mutation"]) for item in items]
-        background["mutants"] = items[0].module.Mutants(order)
+        background["mutants"] = items[0].module.Mutants(pool, order)
 
 
 def pytest_runtest_logstart():
-    if mutants := background.get("mutants"):
-        mutants.top_up(1)
+    pool.top_up(1)
 
 
 def pytest_sessionfinish():
+    pool.close()
     if mutants := background.pop("mutants", None):
         mutants.close()

@@ -2,17 +2,19 @@
 
 Each case edits the step-05 solution the way a learner might, runs the
 step's checks on it as `--use DIR`, and asserts the one-line report. The
-file itself must come out of the run unchanged.
+file itself must come out of the run unchanged. The runs are jobs of the
+session's pool (tests/conftest.py): each as `python -m pytest` would run it,
+all queued when the first test starts.
 """
 
 import ast
 import hashlib
-import subprocess
-import sys
 
 import pytest
 
-from tutorial.course import ROOT, solution_path
+from tests.conftest import pool
+from tutorial.course import solution_path
+from tutorial.mutants import Job
 from tutorial.runner import run_step
 
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
@@ -51,34 +53,46 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_mistake_is_reported_in_one_line(case, tmp_path):
-    old, new, says = CASES[case]
-    text = solution_path(5).read_text()
-    assert text.count(old) == 1, f"{old!r} must occur once in solution_05.py"
-    learner = tmp_path / "step_05.py"
-    learner.write_text(text.replace(old, new))
-    before = hashlib.sha256(learner.read_bytes()).hexdigest()
-    run = subprocess.run(
+def queue(key, folder, name: str, text: str, args: list) -> dict:
+    """The learner's file `name` alone in `folder`, and `python -m pytest *args --use folder` on it, queued."""
+    folder.mkdir()
+    learner = folder / name
+    learner.write_text(text)
+    pool.add(key, Job("pytest", [*args, "--use", folder], folder.with_name(f"{folder.name}-run"), 600, priority=1))
+    return {"key": key, "learner": learner, "before": hashlib.sha256(learner.read_bytes()).hexdigest()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Every case's run, queued at once; runs(case) waits for its (exit status, stdout + stderr, the
+    learner's file, the file's hash before the run)."""
+    root, queued = tmp_path_factory.mktemp("mistakes"), {}
+    for i, (case, (old, new, _)) in enumerate(CASES.items()):
+        text = solution_path(5).read_text()
+        if text.count(old) != 1:
+            queued[case] = f"{old!r} must occur once in solution_05.py"
+            continue
         # a short limit only where the case is an endless loop: the others may compile a new graph first
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/test_step_05.py",
-            "--use",
-            str(tmp_path),
-            "--timeout",
-            "5" if case == "endless loop" else "600",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    out = run.stdout + run.stderr
+        args = ["tests/test_step_05.py", "--timeout", "5" if case == "endless loop" else "600"]
+        queued[case] = queue(("mistake", case), root / f"case{i}", "step_05.py", text.replace(old, new), args)
+    for i, (case, (n, text, _)) in enumerate(MISSING.items()):
+        args = [f"tests/test_step_{n:02d}.py"]
+        queued[case] = queue(("missing", case), root / f"missing{i}", f"step_{n:02d}.py", text(), args)
+
+    def run(case):
+        assert isinstance(queued[case], dict), queued[case]
+        code, out, err = pool.result(queued[case]["key"])
+        return code, out + err, queued[case]["learner"], queued[case]["before"]
+
+    return run
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_mistake_is_reported_in_one_line(case, runs):
+    says = CASES[case][2]
+    code, out, learner, before = runs(case)
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert run.returncode == 1, f"{case}: exit {run.returncode}, expected 1:\n{out[-1500:]}"
+    assert code == 1, f"{case}: exit {code}, expected 1:\n{out[-1500:]}"
     assert failures and any(says in line for line in failures), f"{case}: expected {says!r} in:\n{out[-1500:]}"
     assert "Traceback" not in out, f"{case}: a traceback reached the learner:\n{out[-1500:]}"
     assert hashlib.sha256(learner.read_bytes()).hexdigest() == before, f"{case}: the check modified the learner's file"
@@ -118,21 +132,11 @@ MISSING = {
 
 
 @pytest.mark.parametrize("case", MISSING)
-def test_missing_name_is_reported_once_in_the_learners_terms(case, tmp_path):
-    n, text, says = MISSING[case]
-    learner = tmp_path / f"step_{n:02d}.py"
-    learner.write_text(text())
-    before = hashlib.sha256(learner.read_bytes()).hexdigest()
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", f"tests/test_step_{n:02d}.py", "--use", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    out = run.stdout + run.stderr
+def test_missing_name_is_reported_once_in_the_learners_terms(case, runs):
+    says = MISSING[case][2]
+    code, out, learner, before = runs(case)
     failures = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert run.returncode == 1, f"{case}: exit {run.returncode}, expected 1:\n{out[-1500:]}"
+    assert code == 1, f"{case}: exit {code}, expected 1:\n{out[-1500:]}"
     # every check needs the name: one line for the cause, naming the checks it blocked
     assert len(failures) == 1 and " checks (" in failures[0], f"{case}: expected one collapsed line:\n{out[-1500:]}"
     for piece in [f"{learner} does not define", "the checks and later steps import it by that name", *says]:

@@ -38,36 +38,34 @@ def mutant_job(n, mutation, folder: Path) -> Job:
     return Job("pytest", [f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", folder], folder, TIMEOUT)
 
 
-class Mutants(Pool):
-    """The session's mutant checks, queued in the order its tests read them.
+class Mutants:
+    """The session's mutant checks, queued in its job pool (tests/conftest.py) in the order its tests read them.
 
     A mutant spends most of its run compiling new MAX graphs on one core. tests/conftest.py
     runs the mutation tests last and keeps one worker busy beside the tests before them;
     the mutation tests keep one per core.
     """
 
-    def __init__(self, order: list[tuple]):
-        super().__init__()
-        self.directory = Path(tempfile.mkdtemp(prefix="mutants-"))
+    def __init__(self, pool: Pool, order: list[tuple]):
+        self.pool, self.directory = pool, Path(tempfile.mkdtemp(prefix="mutants-"))
         self.unusable = {}  # key -> why the mutation cannot be applied: its test fails with that
-        for i, key in enumerate(order):
+        for i, (n, mutation) in enumerate(order):
             try:
-                self.add(key, mutant_job(*key, self.directory / str(i)))
+                pool.add(("mutation", n, mutation), mutant_job(n, mutation, self.directory / str(i)))
             except AssertionError as error:
-                self.unusable[key] = str(error)
+                self.unusable[n, mutation] = str(error)
 
-    def result(self, key) -> tuple[int, str, str]:
-        assert key not in self.unusable, self.unusable.get(key)
-        return super().result(key)
+    def result(self, n, mutation) -> tuple[int, str, str]:
+        assert (n, mutation) not in self.unusable, self.unusable.get((n, mutation))
+        return self.pool.result(("mutation", n, mutation))
 
     def close(self) -> None:
-        super().close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize("n, mutation", CASES)
 def test_mutation_is_caught(n, mutation):
-    code, out, _ = background["mutants"].result((n, mutation))
+    code, out, _ = background["mutants"].result(n, mutation)
     lines = [line for line in out.splitlines() if line.startswith("✗ ")]
     assert code == 1 and lines, f"{mutation.name} was not caught by {mutation.check}:\n{out[-1500:]}"
     assert any(mutation.says in line for line in lines), (

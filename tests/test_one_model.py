@@ -9,18 +9,15 @@ would be decoration.
 """
 
 import ast
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import pool
 from tutorial import tiny
-from tutorial.course import ROOT, solution_path, stub_path
+from tutorial.course import solution_path, stub_path
+from tutorial.mutants import Job
 
-pytestmark = pytest.mark.timeout(3600)  # the first test waits for every case's compile (minutes on a cold cache)
+pytestmark = pytest.mark.timeout(3600)  # a test may wait for many cases' compiles (minutes on a cold cache)
 NEW = 8
 LOOPS = {"full forward": False, "KV cache": True}  # loop -> is step 13 solved?
 ZEROED = '''
@@ -92,45 +89,19 @@ CASES = [(loop, step) for loop in LOOPS for step in [None, *range(2, 12)]]  # st
 
 @pytest.fixture(scope="module")
 def runs(checkpoint):
-    """{(loop, broken step): (exit status, stderr)}: every case's `generate --greedy`, one per core at a time.
-    Each compiles its own graphs, mostly on one core."""
-    root, pending, running, done = checkpoint["root"], list(CASES), {}, {}
-    while pending or running:
-        while pending and len(running) < (os.cpu_count() or 1):
-            loop, step = case = pending.pop(0)
-            folder = write_steps(root / f"{loop.replace(' ', '-')}-{step}", LOOPS[loop], broken=step)
-            err = open(folder / "stderr.txt", "w")
-            running[case] = (
-                err,
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tutorial.generate",
-                        "--model",
-                        checkpoint["dir"],
-                        "--prompt",
-                        tiny.PROMPT,
-                        "--greedy",
-                        "--max-new-tokens",
-                        str(NEW),
-                        "--use",
-                        folder,
-                        "--ids",
-                    ],
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                    env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                ),
-            )
-        for case, (err, process) in list(running.items()):
-            if process.poll() is not None:
-                err.close()
-                done[case] = (process.returncode, Path(err.name).read_text())
-                del running[case]
-        time.sleep(0.2)
-    return done
+    """{(loop, broken step): (exit status, stderr)}, as each test asks: every case's `generate --greedy`,
+    queued at once in the session's job pool (tests/conftest.py), run one per core at a time. Each
+    compiles its own graphs, mostly on one core."""
+    for loop, step in CASES:
+        folder = write_steps(checkpoint["root"] / f"{loop.replace(' ', '-')}-{step}", LOOPS[loop], broken=step)
+        args = ["--model", checkpoint["dir"], "--prompt", tiny.PROMPT, "--greedy", "--max-new-tokens", NEW]
+        pool.add(("one model", loop, step), Job("tutorial.generate", [*args, "--use", folder, "--ids"], folder, 900, 1))
+
+    def run(loop, step):
+        code, _, stderr = pool.result(("one model", loop, step))
+        return code, stderr
+
+    return run
 
 
 def new_ids(stderr: str) -> str | None:
@@ -142,7 +113,7 @@ def new_ids(stderr: str) -> str | None:
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_solved_steps_write_hf_tokens(checkpoint, runs, loop):
-    code, stderr = runs[loop, None]
+    code, stderr = runs(loop, None)
     assert code == 0, stderr[-2000:]
     assert new_ids(stderr) == str(checkpoint["hf"]), f"{loop}: {new_ids(stderr)} != HF's {checkpoint['hf']}"
     assert ("step 12's loop" in stderr) != LOOPS[loop], stderr[-2000:]  # the loop we meant
@@ -151,7 +122,7 @@ def test_solved_steps_write_hf_tokens(checkpoint, runs, loop):
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("step", range(2, 12))
 def test_a_zeroed_step_changes_the_text(checkpoint, runs, step, loop):
-    code, stderr = runs[loop, step]
+    code, stderr = runs(loop, step)
     if code == 0:
         assert new_ids(stderr) != str(checkpoint["hf"]), (
             f"step {step:02d} returned zeros and the {loop} loop still wrote HF's tokens"

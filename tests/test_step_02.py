@@ -7,8 +7,8 @@ and the shape and dtype checks realize none: two graphs in all.
 import numpy as np
 
 from tutorial import checks
-from tutorial.checks import CheckFailure, Mutation, call, device, numpy
-from tutorial.expect import expect_shape, known_mistake, where
+from tutorial.checks import CheckFailure, Mutation, device, numpy
+from tutorial.expect import expect_shape, known_mistake, returned, where
 
 KEYS = "[sequence_length, sequence_length + num_tokens]: a key for every cached token and every new one"
 
@@ -19,10 +19,7 @@ def mask(step, sequence_length, num_tokens, dtype=None):
 
     dtype = dtype or DType.float32
     what = f"causal_mask({sequence_length!r}, {num_tokens}, dtype={dtype}, device={checks.DEVICE})"
-    out = call(lambda: step.causal_mask(sequence_length, num_tokens, dtype=dtype, device=device()), what=what)
-    if out is None:
-        raise CheckFailure(f"{what} returned None: a TODO still needs its code{where(2)}")
-    return out
+    return returned(step.causal_mask, sequence_length, num_tokens, dtype=dtype, device=device(), what=what, todo=2)
 
 
 def compare(got, sequence_length, n):
@@ -78,22 +75,16 @@ def test_cached_tokens_shift_the_diagonal(step):
         compare(numpy(out, f"causal_mask({sequence_length}, {num_tokens})"), sequence_length, num_tokens)
 
 
-# the mistakes learners make, by the check that must name them: (mistake, solution's text, the mistake's, words said)
-CATCHES = {
-    "test_shape_is_queries_by_all_keys": [("num_tokens ignored", " + num_tokens", "", "sequence_length + num_tokens")],
-    "test_follows_the_dtype_and_device_it_is_given": [
-        ("dtype ignored", "dtype=dtype", "dtype=DType.float32", "dtype=dtype")
-    ],
-    "test_without_cache_matches_hf": [
-        ("off by one: a future key visible", "[:, None]", "[:, None] + 1", "lets query 0 see key 1 (a future token)"),
-        ("the diagonal hidden: >= instead of >", "> query_pos", ">= query_pos", "hides key 0 from query 0"),
-        ("the past hidden: < instead of >", "> query_pos", "< query_pos", "(a future token)"),
-        ("no mask: all zeros", 'Tensor.constant(float("-inf")', "Tensor.constant(0.0", "all zeros"),
-        ("inverted: 0 on the future", "(future, minus_inf, 0.0)", "(future, 0.0, minus_inf)", "inverted"),
-        ("finite -1e9 instead of -inf", 'float("-inf")', "-1e9", "-inf"),
-    ],
-    "test_cached_tokens_shift_the_diagonal": [
-        ("queries start at 0 whatever num_tokens", "(num_tokens, n_keys,", "(0, sequence_length,", "sits at position")
-    ],
-}
-MUTATIONS = [Mutation(name, old, new, check, says) for check, rows in CATCHES.items() for name, old, new, says in rows]
+SHAPE, TYPES = "test_shape_is_queries_by_all_keys", "test_follows_the_dtype_and_device_it_is_given"
+FRESH, CACHED = "test_without_cache_matches_hf", "test_cached_tokens_shift_the_diagonal"
+MUTATIONS = [
+    Mutation("num_tokens ignored in the shape", " + num_tokens", "", SHAPE, "sequence_length + num_tokens"),
+    Mutation("dtype ignored", "dtype=dtype", "dtype=DType.float32", TYPES, "dtype=dtype"),
+    Mutation("off by one", "[:, None]", "[:, None] + 1", FRESH, "lets query 0 see key 1 (a future token)"),
+    Mutation("the diagonal hidden: >= instead of >", "> query_pos", ">= query_pos", FRESH, "hides key 0 from query 0"),
+    Mutation("the past hidden: < instead of >", "> query_pos", "< query_pos", FRESH, "(a future token)"),
+    Mutation("no mask: all zeros", 'Tensor.constant(float("-inf")', "Tensor.constant(0.0", FRESH, "all zeros"),
+    Mutation("inverted: 0 on the future", "(future, minus_inf, 0.0)", "(future, 0.0, minus_inf)", FRESH, "inverted"),
+    Mutation("finite -1e9 instead of -inf", 'float("-inf")', "-1e9", FRESH, "-inf"),
+    Mutation("queries start at 0", "(num_tokens, n_keys,", "(0, sequence_length,", CACHED, "sits at position"),
+]

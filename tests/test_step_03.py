@@ -28,9 +28,7 @@ def mistakes(got, x, eps, w, b):
             "The bias is not added: pass beta=self.bias": n * w,
             "The weight is not applied: pass gamma=self.weight": n + b,
             "x is scaled and shifted but not normalized: call F.layer_norm": x * w + b,
-            f"Your rows are normalized as if eps={shown[0]}, not {shown[1]}: pass epsilon=self.eps": (
-                normalized(x, seen) * w + b
-            ),
+            f"Normalized as if eps={shown[0]}, not {shown[1]}: pass epsilon=self.eps": normalized(x, seen) * w + b,
         }
 
 
@@ -85,21 +83,13 @@ def test_uses_the_eps_it_is_given(step, config, ref):
     expect_ln_1(step, config, ref, LOW, what, "Use the eps the constructor was given: epsilon=self.eps", scale=10)
 
 
-# the mistakes learners make, by the check that must name them: (mistake, solution's text, the mistake's, words said)
-CATCHES = {
-    "test_weight_starts_at_ones_and_bias_at_zeros": [
-        ("weight starts at zeros", "Tensor.ones([dim])", "Tensor.zeros([dim])", "expected ones"),
-        ("size hard-coded to 768", "Tensor.zeros([dim])", "Tensor.zeros([768])", "[dim] = [16]"),
-    ],
-    "test_matches_hf_on_typical_activations": [
-        ("weight and bias swapped", "self.weight, beta=self.bias", "self.bias, beta=self.weight", "swapped"),
-        ("bias not added", "beta=self.bias", "beta=self.bias * 0", "bias is not added"),
-    ],
-    "test_low_variance_rows_match_hf": [
-        ("eps hard-coded to 1e-6", "epsilon=self.eps", "epsilon=1e-6", "as if eps=1e-06, not 1e-05")
-    ],
-    "test_uses_the_eps_it_is_given": [
-        ("eps ignored (always 1e-5)", "epsilon=self.eps", "epsilon=1e-5", "as if eps=1e-05, not 1e-03")
-    ],
-}
-MUTATIONS = [Mutation(name, old, new, check, says) for check, rows in CATCHES.items() for name, old, new, says in rows]
+INIT, TYPICAL = "test_weight_starts_at_ones_and_bias_at_zeros", "test_matches_hf_on_typical_activations"
+LOW_ROWS, GIVEN_EPS = "test_low_variance_rows_match_hf", "test_uses_the_eps_it_is_given"
+MUTATIONS = [
+    Mutation("weight starts at zeros", "Tensor.ones([dim])", "Tensor.zeros([dim])", INIT, "expected ones"),
+    Mutation("size hard-coded to 768", "Tensor.zeros([dim])", "Tensor.zeros([768])", INIT, "[dim] = [16]"),
+    Mutation("weight and bias swapped", "weight, beta=self.bias", "bias, beta=self.weight", TYPICAL, "swapped"),
+    Mutation("bias not added", "beta=self.bias", "beta=self.bias * 0", TYPICAL, "bias is not added"),
+    Mutation("eps hard-coded to 1e-6", "epsilon=self.eps", "epsilon=1e-6", LOW_ROWS, "as if eps=1e-06, not 1e-05"),
+    Mutation("eps ignored (always 1e-5)", "epsilon=self.eps", "epsilon=1e-5", GIVEN_EPS, "as if eps=1e-05, not 1e-03"),
+]

@@ -62,10 +62,8 @@ def test_output_is_batch_by_seq_by_n_embd(step, config, ref):
 def test_activation_is_tanh_gelu(step, config, ref):
     """With identity c_fc and c_proj the MLP is its activation alone: compare it on -6..6."""
     eye, zero = np.eye(config.n_embd, dtype=np.float32), np.zeros(config.n_embd, dtype=np.float32)
-    module = mlp(
-        step, config, config.n_embd, {"c_fc.weight": eye, "c_proj.weight": eye, "c_fc.bias": zero, "c_proj.bias": zero}
-    )
-    got = run(module, Z, what="GPT2MLP(x) with identity c_fc and c_proj")
+    state = {"c_fc.weight": eye, "c_fc.bias": zero, "c_proj.weight": eye, "c_proj.bias": zero}
+    got = run(mlp(step, config, config.n_embd, state), Z, what="GPT2MLP(x) with identity c_fc and c_proj")
     want = ref.compute(lambda hf, z: hf.transformer.h[0].mlp.act(z), Z)  # HF's NewGELUActivation
     said = {f"It is {say}": f(Z.astype(np.float64)) for say, f in ACTIVATIONS.items()}
     what, hint = "the activation between c_fc and c_proj, on -6..6,", 'Use F.gelu(h, approximate="tanh")'
@@ -86,27 +84,18 @@ def test_matches_hf_mlp(step, config, ref):
 
 
 FC, PROJ = "(config.n_embd, intermediate_size)", "(intermediate_size, config.n_embd)"  # c_fc's and c_proj's sizes
-GELU = 'F.gelu(h, approximate="tanh")'
-# the mistakes learners make, by the check that must name them: (mistake, solution's text, the mistake's, words said)
-CATCHES = {
-    "test_layers_are_linear_with_hf_shapes": [
-        (
-            "c_fc and c_proj swapped",
-            f"{FC}\n        self.c_proj = Linear{PROJ}",
-            f"{PROJ}\n        self.c_proj = Linear{FC}",
-            "swapped",
-        ),
-        ("4 * n_embd hard-coded", FC, "(config.n_embd, 4 * config.n_embd)", "intermediate_size is the argument"),
-        ("no bias", PROJ, "(intermediate_size, config.n_embd, bias=False)", "no bias"),
-    ],
-    "test_activation_is_tanh_gelu": [
-        ("exact GELU (F.gelu's default)", GELU, "F.gelu(h)", 'approximate="tanh"'),
-        ('approximate="none"', 'approximate="tanh"', 'approximate="none"', "exact (erf) GELU"),
-        ("ReLU instead of GELU", GELU, "F.relu(h)", "ReLU"),
-        ("activation forgotten", f"h = {GELU}", "h = h", "the identity (no activation)"),
-    ],
-    "test_matches_hf_mlp": [
-        ("c_proj applied first", "h = self.c_fc(x)", "h = self.c_proj(x)", "c_fc takes x (n_embd wide) first")
-    ],
-}
-MUTATIONS = [Mutation(name, old, new, check, says) for check, rows in CATCHES.items() for name, old, new, says in rows]
+ORDER, SWAPPED = f"{FC}\n        self.c_proj = Linear{PROJ}", f"{PROJ}\n        self.c_proj = Linear{FC}"
+GELU, WHOLE = 'F.gelu(h, approximate="tanh")', "test_matches_hf_mlp"
+LAYERS, ACTIVATION = "test_layers_are_linear_with_hf_shapes", "test_activation_is_tanh_gelu"
+MUTATIONS = [
+    Mutation("c_fc and c_proj swapped", ORDER, SWAPPED, LAYERS, "swapped"),
+    Mutation("4 * n_embd", FC, "(config.n_embd, 4 * config.n_embd)", LAYERS, "intermediate_size is the argument"),
+    Mutation("no bias", PROJ, "(intermediate_size, config.n_embd, bias=False)", LAYERS, "no bias"),
+    Mutation("exact GELU (F.gelu's default)", GELU, "F.gelu(h)", ACTIVATION, 'approximate="tanh"'),
+    Mutation('approximate="none"', 'approximate="tanh"', 'approximate="none"', ACTIVATION, "exact (erf) GELU"),
+    Mutation("ReLU instead of GELU", GELU, "F.relu(h)", ACTIVATION, "ReLU"),
+    Mutation("activation forgotten", f"h = {GELU}", "h = h", ACTIVATION, "the identity (no activation)"),
+    Mutation(
+        "c_proj applied first", "h = self.c_fc(x)", "h = self.c_proj(x)", WHOLE, "c_fc takes x (n_embd wide) first"
+    ),
+]

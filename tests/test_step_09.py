@@ -15,7 +15,7 @@ from tutorial.weights import hf_to_max
 
 rng = np.random.default_rng(9)
 X = rng.standard_normal((2, 8, 768)).astype(np.float32)  # [B, T, n_embd] residual stream
-BLOCK_0 = "transformer.h.0."  # HF's names of its weights start so
+BLOCK_0 = "transformer.h.0."  # the prefix of block 0's weights in HF's state
 PARTS = {"ln_1": LayerNorm, "attn": GPT2MultiHeadAttention, "ln_2": LayerNorm, "mlp": GPT2MLP}
 
 
@@ -71,7 +71,7 @@ def test_block_matches_hf_block_0(run, hf):
         path = [
             ("ln_1", X, ln_1, "ln_1 reads the block's input x"),
             ("attn", h["ln_1"], {"attn got x itself: it reads ln_1(x)": X}, "attn reads ln_1(x)"),
-            ("ln_2", h["first"], ln_2, f"ln_2 reads the stream after the attention half: {stream}"),
+            ("ln_2", h["first"], ln_2, f"ln_2 reads the stream after the attention half, {pre}"),
             ("mlp", h["ln_2"], mlp, "mlp reads ln_2 of the stream after the attention half"),
         ]
         expect_wired(spies, h, path, axes=BTC, todo=2)

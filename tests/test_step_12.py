@@ -1,290 +1,115 @@
 """Step 12: generation picks HF's tokens: greedy as HF generate, sampling seeded and within the top k."""
 
-import inspect
-
 import numpy as np
+import pytest
 
-from tutorial import checks
-from tutorial.checks import CheckFailure, Mutation, call, close, todo
+from tutorial.checks import CheckFailure, Mutation, device, tensor, todo
+from tutorial.expect import expect_close, expect_tokens, returned, where, yielded
 
-PROMPT = np.array([[464, 2068, 7586, 21831, 18045, 625, 262, 16931]], dtype=np.int64)  # [1, 8]
-NEW = 24  # greedy tokens compared with HF generate
-EOS = 50256
+PROMPT, NEW, EOS = np.array([[464, 2068, 7586, 21831, 18045, 625, 262, 16931]]), 24, 50256  # 24 greedy tokens, or EOS
+LAST = lambda hf, ids: hf(ids).logits[:, -1]  # noqa: E731 (HF's last-position logits)
 LOGITS = (np.random.default_rng(0).normal(size=(2, 50)) * 3).astype(np.float32)  # 2 rows of 50 scores
-_compiled = {}  # one compile per session: the graph takes any [batch, seq]
 
 
-def compiled_model(step, small):
-    """The small reference GPT-2 with HF's weights, compiled by the learner's compile_model."""
-    if id(step) in _compiled:
-        return _compiled[id(step)]
-    compiled = call(step.compile_model, small.model(step.MaxGPT2LMHeadModel), checks.device(), what="compile_model(model, device)")
-    if not callable(compiled):
-        raise CheckFailure(f"compile_model returned {type(compiled).__name__}, expected the compiled model ({todo(1)})")
-    _compiled[id(step)] = compiled
-    return compiled
+@pytest.fixture(scope="module")
+def compiled(step, small):  # the small reference GPT-2 with HF's weights, compiled once by the learner's compile_model
+    return returned(step.compile_model, small.model(step.MaxGPT2LMHeadModel), device(), what="compile_model", todo=1)
 
 
-def last_logits(step, compiled, ids: np.ndarray) -> np.ndarray:
-    out = call(
-        step.next_logits, compiled, ids, checks.device(), what=f"next_logits(compiled, {list(ids.shape)} ids, device)"
-    )
-    if not isinstance(out, np.ndarray):
-        raise CheckFailure(f"next_logits returned {type(out).__name__}, expected a numpy array ({todo(2)})")
-    return out
+def fake(ids, random: bool = False):  # stands in for the compiled model: for T ids it favours token 3 * T
+    batch, seq = (int(d) for d in ids.shape)
+    rows = np.random.default_rng(seq).normal(size=(batch, 50)) if random else np.eye(50)[[3 * seq % 50] * batch]
+    return tensor(rows.astype(np.float32))
 
 
-class FakeModel:
-    """Stands in for the compiled model: for T ids it favours token 3 * T (or random scores)."""
-
-    def __init__(self, vocab: int = 50, random: bool = False):
-        self.vocab, self.random = vocab, random
-
-    def __call__(self, ids):
-        from max.experimental.tensor import Tensor
-
-        batch, seq = (int(d) for d in ids.shape)
-        if self.random:
-            logits = np.random.default_rng(seq).normal(size=(batch, self.vocab)).astype(np.float32)
-        else:
-            logits = np.zeros((batch, self.vocab), np.float32)
-            logits[:, (3 * seq) % self.vocab] = 1.0
-        return Tensor.from_dlpack(logits)
+def generate(step, model, prompt, new, sampling, eos_id=None) -> list[int]:
+    what, on = f"generate(prompt of {len(prompt)} ids, max_new_tokens={new})", device()
+    return yielded(step.generate, model, prompt, new, sampling, what=what, todo=5, device=on, eos_id=eos_id)
 
 
-def generated(step, compiled, prompt, new, sampling, eos_id=None) -> list[int]:
-    what = f"generate(prompt of {len(prompt)} ids, max_new_tokens={new})"
-    out = call(lambda: step.generate(compiled, prompt, new, sampling, device=checks.device(), eos_id=eos_id), what=what)
-    if out is None:
-        raise CheckFailure(f"{what} returned None: a TODO still needs its code ({todo(5)})")
-    if not inspect.isgenerator(out):
-        raise CheckFailure(
-            f"{what} returned a {type(out).__name__}: yield each token as it is picked, so text can stream ({todo(5)})"
-        )
-    return [int(t) for t in call(list, out, what=what)]
-
-
-def test_compiled_model_takes_any_prompt_length(step, small):
-    compiled = compiled_model(step, small)
-    first = PROMPT[:, :5]
-    for ids in (first, np.concatenate([PROMPT, PROMPT[:, ::-1]])):  # [1, 5], then [2, 8] with the same graph
-        try:
-            got = last_logits(step, compiled, ids)
-        except CheckFailure as error:
-            if ids is first:
-                raise
-            raise CheckFailure(
-                f'the compiled model ran {list(first.shape)} ids but not {list(ids.shape)}: compile for the symbolic shape ["batch", "seq"] ({todo(1)})'
-            ) from error
-        want = small.compute(lambda hf, ids: hf(ids).logits[:, -1], ids)
-        close(
-            got,
-            want,
-            f"last-position logits of {list(ids.shape)} ids",
-            hint=f"return the compiled model's [B, vocab_size] output as numpy ({todo(2)})",
-            axes=("batch", "token"),
-        )
+def test_compiled_model_takes_any_prompt_length(step, compiled, small):
+    again = f', after [1, 5] ids: compile for the symbolic shape ["batch", "seq"] ({todo(1)})'
+    for ids, what in ((PROMPT[:, :5], "[1, 5] ids"), (np.concatenate([PROMPT, PROMPT[:, ::-1]]), "[2, 8] ids")):
+        on = f"next_logits of {what}{again if len(ids) > 1 else ''}"  # the same graph for both
+        got = returned(step.next_logits, compiled, ids, device(), what=on, todo=2)
+        expect_close(np.asarray(got), small.compute(LAST, ids), f"logits of {what}", axes=("batch", "token"), todo=2)
 
 
 def test_probabilities_match_torch_softmax_with_temperature_and_top_k(step, small):
-    cases = [
-        (1.0, None, "softmax the logits", small.compute(lambda hf, x: x.double().softmax(-1), LOGITS)),
-        (
-            0.5,
-            None,
-            "divide the logits by temperature first",
-            small.compute(lambda hf, x: x.double().div(0.5).softmax(-1), LOGITS),
-        ),
-        (
-            2.0,
-            5,
-            "keep the top_k highest logits (ties with the k-th too), the rest -inf",
-            small.compute(
-                lambda hf, x: x.double().div(2.0).masked_fill(x < x.topk(5).values[:, -1:], float("-inf")).softmax(-1),
-                LOGITS,
-            ),
-        ),
-    ]
-    for temperature, top_k, hint, want in cases:
-        for row in range(len(LOGITS)):
-            what = f"probabilities(logits, temperature={temperature}, top_k={top_k})"
-            got = call(step.probabilities, LOGITS[row], temperature, top_k, what=what)
-            if got is None:
-                raise CheckFailure(f"{what} returned None: a TODO still needs its code ({todo(3)})")
-            close(np.asarray(got, dtype=np.float64), want[row], what, hint=f"{hint} ({todo(3)})", axes=("token",))
-    big = call(step.probabilities, LOGITS[0] + 1000, 1.0, None, what="probabilities(logits + 1000)")
-    if not np.all(np.isfinite(big)):
-        raise CheckFailure(
-            f"probabilities of logits near 1000 contain NaN or inf: exp overflows; subtract the largest logit first ({todo(3)})"
-        )
+    cases = {"softmax the logits": (1.0, None), "divide the logits by temperature first": (0.5, None)}
+    cases["keep the top_k highest logits (ties with the k-th too), the rest -inf"] = (2.0, 5)
+    for hint, (temperature, top_k) in cases.items():
+
+        def hf_sampling(hf, x):  # temperature, then top-k, then softmax
+            x = x.double() / temperature
+            return (x.masked_fill(x < x.topk(top_k).values[:, -1:], float("-inf")) if top_k else x).softmax(-1)
+
+        what = f"probabilities(logits, temperature={temperature}, top_k={top_k})"
+        got = [returned(step.probabilities, row, temperature, top_k, what=what, todo=3) for row in LOGITS]
+        expect_close(np.array(got, np.float64), small.compute(hf_sampling, LOGITS), what, todo=3, hint=hint)
+    big = returned(step.probabilities, LOGITS[0] + 1000, 1.0, None, what="probabilities(logits + 1000)", todo=3)
+    if not np.isfinite(big).all():
+        raise CheckFailure(f"probabilities(logits + 1000) hold NaN: exp overflows; subtract the max first{where(3)}")
 
 
 def test_greedy_pick_is_the_highest_logit(step):
-    rng = np.random.default_rng(0)
-    for row in LOGITS:
-        got = call(step.pick, row, step.Sampling(greedy=True), rng, what="pick(logits, Sampling(greedy=True), rng)")
-        if got is None:
-            raise CheckFailure(f"pick returned None: a TODO still needs its code ({todo(4)})")
-        if not isinstance(got, (int, np.integer)) or int(got) != int(np.argmax(row)):
-            raise CheckFailure(
-                f"greedy pick gave {got!r}, the highest logit is token {int(np.argmax(row))} ({todo(4)})"
-            )
+    got = [returned(step.pick, r, step.Sampling(), np.random.default_rng(0), what="pick", todo=4) for r in LOGITS]
+    if got != (want := np.argmax(LOGITS, axis=1).tolist()):
+        raise CheckFailure(f"greedy pick gave {got}, the highest logits are tokens {want}{where(4)}")
 
 
 def test_sampling_is_seeded_and_follows_the_probabilities(step):
-    sampling = step.Sampling(greedy=False, temperature=1.5, top_k=5)
-    row = LOGITS[0]
-    what = "pick(logits, Sampling(greedy=False, temperature=1.5, top_k=5), rng)"
-    draws = [
-        [call(step.pick, row, sampling, rng, what=what) for _ in range(2000)]
-        for rng in (np.random.default_rng(7), np.random.default_rng(7))
-    ]
-    if None in draws[0]:
-        raise CheckFailure(f"pick returned None: a TODO still needs its code ({todo(4)})")
+    sampling, what = step.Sampling(greedy=False, temperature=1.5, top_k=5), "pick(temperature=1.5, top_k=5)"
+    draw = lambda rng: [returned(step.pick, LOGITS[0], sampling, rng, what=what, todo=4) for _ in range(2000)]  # noqa: E731
+    draws = [draw(np.random.default_rng(7)), draw(np.random.default_rng(7))]
     if draws[0] != draws[1]:
-        raise CheckFailure(
-            f"two Generators with the same seed drew different tokens: draw with the rng argument (rng.choice), not np.random ({todo(4)})"
-        )
-    top = set(np.argsort(row)[-5:].tolist())
-    if outside := sorted(set(map(int, draws[0])) - top):
-        raise CheckFailure(
-            f"sampling with top_k=5 drew token {outside[0]}, which is not among the 5 highest logits ({todo(4)})"
-        )
-    scaled = np.where(np.isin(np.arange(row.size), list(top)), row / 1.5, -np.inf)
-    want = np.exp(scaled - scaled.max()) / np.exp(scaled - scaled.max()).sum()
-    freq = np.bincount(np.array(draws[0], dtype=np.int64), minlength=row.size) / len(draws[0])
-    worst = int(np.argmax(np.abs(freq - want)))
-    if abs(freq[worst] - want[worst]) > 0.05:  # 2000 draws: 4 standard errors
-        raise CheckFailure(
-            f"token {worst} was drawn {freq[worst]:.0%} of the time, its probability is {want[worst]:.0%}: draw from probabilities(logits, temperature, top_k) ({todo(4)})"
-        )
+        raise CheckFailure(f"two Generators of the same seed drew other tokens: draw with rng, not np.random{where(4)}")
+    top = np.argsort(LOGITS[0])[-5:]
+    if outside := sorted(set(draws[0]) - set(top.tolist())):
+        raise CheckFailure(f"top_k=5 drew token {outside[0]}, which is not among the 5 highest logits{where(4)}")
+    want = (weights := np.where(np.isin(np.arange(50), top), np.exp(LOGITS[0] / 1.5), 0)) / weights.sum()
+    if abs((freq := np.bincount(draws[0], minlength=50) / 2000) - want).max() > 0.05:  # 2000 draws: 4 std errors
+        t, says = np.argmax(abs(freq - want)), "draw from probabilities(logits, temperature, top_k)"
+        raise CheckFailure(f"token {t} was drawn {freq[t]:.0%} of the time, p = {want[t]:.0%}: {says}{where(4)}")
 
 
 def test_generation_stops_at_max_new_tokens_or_eos(step):
-    fake = FakeModel()
-    got = generated(step, fake, [1, 2, 3], 6, step.Sampling())
-    want = [9, 12, 15, 18, 21, 24]  # 3 * T for T = 3, 4, ...: each pick is fed back in
-    if got != want:
-        raise CheckFailure(
-            f"greedy generation on a test model gave {got}, expected {want}: "
-            f"max_new_tokens picks, each appended before the next ({todo(5)})"
-        )
-    got = generated(step, fake, [1, 2, 3], 6, step.Sampling(), eos_id=15)
-    if got != [9, 12, 15]:
-        raise CheckFailure(
-            f"with eos_id=15, generation gave {got}, expected [9, 12, 15]: yield the EOS token, then stop ({todo(5)})"
-        )
+    stops = {None: "max_new_tokens picks, each appended before the next", 15: "yield the EOS token, then stop"}
+    for eos, hint in stops.items():
+        got, want = generate(step, fake, [1, 2, 3], 6, step.Sampling(), eos), [9, 12, 15, 18, 21, 24][: 3 if eos else 6]
+        expect_tokens(got, want, "greedy generation", of=f"the test model (eos_id={eos})", todo=5, hint=hint)
 
 
 def test_sampled_generation_is_reproducible(step):
-    fake = FakeModel(random=True)
-    runs = [
-        generated(step, fake, [1, 2, 3], 12, step.Sampling(greedy=False, top_k=10, seed=seed)) for seed in (3, 3, 4)
-    ]
+    sampled = [step.Sampling(greedy=False, top_k=10, seed=seed) for seed in (3, 3, 4)]
+    runs = [generate(step, lambda ids: fake(ids, random=True), [1, 2, 3], 12, sampling) for sampling in sampled]
     if runs[0] != runs[1]:
-        raise CheckFailure(
-            f"two runs with seed 3 gave {runs[0]} and {runs[1]}: make one Generator from sampling.seed per call ({todo(5)})"
-        )
+        raise CheckFailure(f"seed 3 gave {runs[0]}, then {runs[1]}: one Generator of sampling.seed per call{where(5)}")
     if runs[0] == runs[2]:
-        raise CheckFailure(f"seed 3 and seed 4 gave the same tokens: seed the Generator with sampling.seed ({todo(5)})")
+        raise CheckFailure(f"seed 3 and seed 4 gave the same tokens: seed the Generator with sampling.seed{where(5)}")
 
 
-def test_greedy_generation_matches_hf_generate(step, small):
-    compiled = compiled_model(step, small)
-    got = generated(step, compiled, PROMPT[0].tolist(), NEW, step.Sampling(), eos_id=EOS)
-    want = small.compute(
-        lambda hf, ids: hf.generate(
-            ids, attention_mask=ids * 0 + 1, max_new_tokens=24, do_sample=False, pad_token_id=50256
-        )[:, ids.shape[1] :],
-        PROMPT,
-    )
-    want = [int(t) for t in want[0]]
-    want = want[: want.index(EOS) + 1] if EOS in want else want  # HF pads after EOS
-    for i, (a, b) in enumerate(zip(got, want)):
-        if a != b:
-            raise CheckFailure(
-                f"greedy generation differs from HF generate at new token {i}: got {a}, HF chose {b} ({todo(5)})"
-            )
-    if len(got) != len(want):
-        raise CheckFailure(f"greedy generation gave {len(got)} new tokens, HF generate {len(want)} ({todo(5)})")
+def test_greedy_generation_matches_hf_generate(step, compiled, small):
+    got = generate(step, compiled, PROMPT[0].tolist(), NEW, step.Sampling(), eos_id=EOS)
+    hf_greedy = lambda hf, ids: hf.generate(ids, max_new_tokens=NEW, do_sample=False, pad_token_id=EOS)  # noqa: E731
+    want = small.compute(hf_greedy, PROMPT)[0, PROMPT.shape[1] :].astype(int).tolist()
+    expect_tokens(got, want[: want.index(EOS) + 1] if EOS in want else want, "greedy generation", todo=5)  # pads after
 
 
+PROBS = "test_probabilities_match_torch_softmax_with_temperature_and_top_k"
+SAMPLE = "test_sampling_is_seeded_and_follows_the_probabilities"
+STOPS, GREEDY = "test_generation_stops_at_max_new_tokens_or_eos", "test_greedy_generation_matches_hf_generate"
+ANY, SEEDED = "test_compiled_model_takes_any_prompt_length", "test_sampled_generation_is_reproducible"
 MUTATIONS = [
-    Mutation(
-        "compiled for one fixed shape",
-        '["batch", "seq"]',
-        "[1, 5]",
-        "test_compiled_model_takes_any_prompt_length",
-        "symbolic shape",
-    ),
-    Mutation(
-        "logits of the first position",
-        "self.model(input_ids)[:, -1]",
-        "self.model(input_ids)[:, 0]",
-        "test_greedy_generation_matches_hf_generate",
-        "differs from HF generate",
-    ),
-    Mutation(
-        "no temperature",
-        "logits.astype(np.float64) / temperature",
-        "logits.astype(np.float64)",
-        "test_probabilities_match_torch_softmax_with_temperature_and_top_k",
-        "divide the logits by temperature",
-    ),
-    Mutation(
-        "top-k drops the k-th",
-        "scaled >= kth",
-        "scaled > kth",
-        "test_probabilities_match_torch_softmax_with_temperature_and_top_k",
-        "keep the top_k highest",
-    ),
-    Mutation(
-        "exp without the max",
-        "np.exp(scaled - scaled.max())",
-        "np.exp(scaled)",
-        "test_probabilities_match_torch_softmax_with_temperature_and_top_k",
-        "exp overflows",
-    ),
-    Mutation(
-        "unseeded draw",
-        "int(rng.choice(",
-        "int(np.random.choice(",
-        "test_sampling_is_seeded_and_follows_the_probabilities",
-        "same seed",
-    ),
-    Mutation(
-        "top-k ignored when sampling",
-        "sampling.temperature, sampling.top_k)",
-        "sampling.temperature)",
-        "test_sampling_is_seeded_and_follows_the_probabilities",
-        "not among the 5 highest",
-    ),
-    Mutation(
-        "no stop at EOS",
-        "if token == eos_id:",
-        "if False:",
-        "test_generation_stops_at_max_new_tokens_or_eos",
-        "then stop",
-    ),
-    Mutation(
-        "new token not fed back",
-        "ids.append(token)",
-        "pass",
-        "test_generation_stops_at_max_new_tokens_or_eos",
-        "each appended",
-    ),
-    Mutation(
-        "one token short",
-        "for _ in range(max_new_tokens):",
-        "for _ in range(max_new_tokens - 1):",
-        "test_generation_stops_at_max_new_tokens_or_eos",
-        "max_new_tokens picks",
-    ),
-    Mutation(
-        "Generator ignores the seed",
-        "np.random.default_rng(sampling.seed)",
-        "np.random.default_rng(0)",
-        "test_sampled_generation_is_reproducible",
-        "seed 3 and seed 4",
-    ),
+    Mutation("compiled for one fixed shape", '["batch", "seq"]', "[1, 5]", ANY, "symbolic shape"),
+    Mutation("first position's logits", "(input_ids)[:, -1]", "(input_ids)[:, 0]", GREEDY, "differs from HF generate"),
+    Mutation("no temperature", "np.float64) / temperature", "np.float64)", PROBS, "divide the logits by temperature"),
+    Mutation("top-k drops the k-th", "scaled >= kth", "scaled > kth", PROBS, "keep the top_k highest"),
+    Mutation("exp without the max", "np.exp(scaled - scaled.max())", "np.exp(scaled)", PROBS, "exp overflows"),
+    Mutation("unseeded draw", "int(rng.choice(", "int(np.random.choice(", SAMPLE, "same seed"),
+    Mutation("top-k ignored when sampling", "sampling.top_k)", ")", SAMPLE, "not among the 5 highest"),
+    Mutation("no stop at EOS", "if token == eos_id:", "if False:", STOPS, "then stop"),
+    Mutation("new token not fed back", "ids.append(token)", "pass", STOPS, "each appended"),
+    Mutation("one token short", "range(max_new_tokens)", "range(max_new_tokens - 1)", STOPS, "max_new_tokens picks"),
+    Mutation("Generator ignores the seed", "default_rng(sampling.seed)", "default_rng(0)", SEEDED, "seed 3 and seed 4"),
 ]

@@ -151,3 +151,37 @@ def expect_equal(got: np.ndarray, want: np.ndarray, what: str, *, axes=(), todo=
     if not agrees(got, want):
         says = known_mistake(got, mistakes) or hint
         raise CheckFailure(f"{what}: {difference(got, want, axes)}" + (f". {says}" if says else "") + where(todo))
+
+
+def returned(fn, *args, what: str, todo: int, **kwargs):
+    """fn(*args, **kwargs) through checks.call, for learner code that returns a plain value (numpy, an
+    int, a generator): None, what a function whose TODO is still `pass` returns, fails naming that TODO."""
+    from tutorial.checks import call
+
+    out = call(lambda: fn(*args, **kwargs), what=what)
+    if out is None:
+        raise CheckFailure(f"{what} returned None: a TODO still needs its code{where(todo)}")
+    return out
+
+
+def yielded(fn, *args, what: str, todo: int, **kwargs) -> list[int]:
+    """The token ids a learner's generation loop yields; it must be a generator, so that text streams."""
+    import inspect
+
+    from tutorial.checks import call
+
+    out = returned(fn, *args, what=what, todo=todo, **kwargs)
+    if not inspect.isgenerator(out):
+        says = "yield each token as it is picked, so text can stream"
+        raise CheckFailure(f"{what} returned a {type(out).__name__}: {says}{where(todo)}")
+    return [int(t) for t in call(list, out, what=what)]
+
+
+def expect_tokens(got: list[int], want: list[int], what: str, *, of="HF generate", todo=None, hint="") -> None:
+    """Generated token ids equal those `of` a reference (HF generate, or a test model), in order; otherwise
+    one line naming the first new token that differs, or the two counts."""
+    says = (f". {hint}" if hint else "") + where(todo)
+    if (at := next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)) is not None:
+        raise CheckFailure(f"{what} differs from {of} at new token {at}: got {got[at]}, expected {want[at]}{says}")
+    if len(got) != len(want):
+        raise CheckFailure(f"{what} gave {len(got)} new tokens, {of} gives {len(want)}{says}")

@@ -1,26 +1,28 @@
-"""Many runs of deliberately broken code in one long-lived Python process each, for the maintainers' tests.
+"""Many runs of deliberately broken code in a few long-lived Python processes, for the maintainers' tests.
 
 tests/test_mutations.py runs one check on each of 84 broken copies of a solution, tests/test_one_model.py
-runs `generate` on 22 broken models, tests/test_learner_mistakes.py a step's checks on 14 broken files. A
-fresh process per run pays Python's start, the imports (MAX, numpy, pytest: seconds) and MAX's session
-every time. A `Worker` pays them once and runs `python -m MODULE ARGS` (pytest or tutorial.generate) for
-one job after another, each as that command would run in a fresh process:
+`generate` on 22 models with a step broken, tests/test_learner_mistakes.py a step's checks on broken
+files. A fresh process per run pays Python's start and the imports (MAX, numpy, pytest; torch and
+transformers for `generate`) every time. A `Worker` pays them once, then runs one job after another,
+each `python -m MODULE ARGS` (pytest or tutorial.generate) as that command would run in a fresh process:
 
-- before each job it forgets what the previous one loaded: the step modules (`checked_step_NN`, every
-  `solutions.solution_NN`, a `--use DIR` redirect of them), the test modules and conftest (so their
-  module-level and module-scoped fixture state is built again), MAX's eager graph (every eager tensor
-  a job made) and any alarm left armed; sys.path, sys.meta_path, os.environ and the working directory
-  are put back as they were when the worker started;
+- before each job it forgets what the jobs before it loaded: the step modules (`checked_step_NN`, every
+  `solutions.solution_NN`, a `--use DIR` redirect of them), the test modules, conftest and the check
+  harness's pytest plugin (imported, and assertion-rewritten, again), MAX's eager graph (which holds
+  every eager tensor a job made) and any alarm left armed; sys.path, sys.meta_path, os.environ and the
+  working directory go back to what they were when the worker started;
 - fds 1 and 2 go to the job's own files, so its output is what the command would print;
-- its exit status is pytest.main's, or a SystemExit's code; a job that raises past the command or calls
-  sys.exit outside a check retires the worker after reporting (its state is not trusted).
+- its exit status is pytest.main's, or a SystemExit's code as the interpreter would turn it into one.
+  A job that raises past the command, or calls sys.exit outside a check, retires its worker after
+  reporting (its state is not trusted), and so does a worker past `RETIRE_RSS` of memory.
 
-What stays: imported libraries, the harness's modules (tutorial/*) and their caches of read-only data
+What stays: imported libraries, the harness's modules (tutorial/*) with their caches of read-only data
 (the HF reference's weights and outputs), and MAX's inference session. A job that hangs past its
-limit, or kills the process (os._exit, a crash in MAX), gets its output so far and a line saying what
-happened; its worker is killed and a fresh one takes the next job.
+limit, or kills the process (os._exit, a crash in MAX), gets its output so far, a line saying what
+happened and the end of its stderr, with exit status -1; its worker is killed, and a fresh one takes
+the next job.
 
-Run as `python -m tutorial.mutants`: the worker side, reading one JSON job a line on stdin.
+Run as `python -m tutorial.mutants`: the worker, reading one JSON job a line on stdin.
 """
 
 from __future__ import annotations
@@ -35,37 +37,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORGET = ("checked_step_", "solutions.solution_", "tests.")  # module name prefixes a job's own code lives under
+FORGET = ("checked_step_", "solutions.solution_", "tests.", "tutorial.pytest_plugin")  # module name prefixes
+RETIRE_RSS = 4 << 30  # bytes: a worker this big after a job exits and a fresh one takes its place
 
 
-# -- the parent's side ------------------------------------------------------------------------------------
+# -- the test session's side -----------------------------------------------------------------------------
 @dataclass
 class Job:
-    """`python -m module *args` in `folder` (which it owns): stdout.txt and stderr.txt end up there."""
+    """`python -m module *args` in `folder` (created, and its own): stdout.txt and stderr.txt go there."""
 
     module: str
-    args: list[str]
+    args: list
     folder: Path
-    timeout: float = 900
+    timeout: float = 900  # seconds, cold compiles included, before its worker is killed
+    priority: int = 0  # higher first; in the order added within one priority
     started: float | None = None  # when a worker took it
     result: tuple[int, str, str] | None = None  # (exit status, stdout, stderr)
-
-    @property
-    def done_file(self) -> Path:
-        return self.folder / "exit.json"
 
 
 @dataclass
 class Worker:
     process: subprocess.Popen
     job: Job | None = None
-    retired: bool = False  # it said it runs no more jobs, and exits
+    retired: bool = False  # it said it takes no more jobs, and is exiting
 
     @classmethod
     def start(cls) -> Worker:
         process = subprocess.Popen(
             [sys.executable, "-m", "tutorial.mutants"],
             cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},  # the test it started in
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -77,22 +78,23 @@ class Worker:
     def give(self, job: Job) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
         job.started, self.job = time.monotonic(), job
-        request = {"module": job.module, "args": [str(a) for a in job.args], "folder": str(job.folder)}
         try:
-            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.write(
+                json.dumps({"module": job.module, "args": list(map(str, job.args)), "folder": str(job.folder)}) + "\n"
+            )
             self.process.stdin.flush()
-        except OSError:  # it died since its last job: poll() sees it
+        except OSError:  # it died since its last job: poll() says so
             pass
 
     def poll(self) -> bool:
-        """Whether its job is over (then job.result is set); a hang past the limit or a dead worker ends it too."""
-        job, dead = self.job, self.process.poll() is not None  # dead first: it may write its result, then exit
-        if job.done_file.exists():
-            done = json.loads(job.done_file.read_text())
-            job.result, self.retired = (done["code"], *read_output(job.folder)), done["retired"]
+        """Whether its job is over, and job.result set: done, or the worker died, or it ran past its limit."""
+        job, dead = self.job, self.process.poll() is not None  # dead first: it writes its result, then may exit
+        done = job.folder / "exit.json"
+        if done.exists():
+            status = json.loads(done.read_text())
+            job.result, self.retired = (status["code"], *read_output(job.folder)), status["retired"]
         elif dead:
-            job.result = ended(job, f"the worker running it died (exit status {self.process.returncode})")
-            job.result = (self.process.returncode or -1, *job.result[1:])
+            job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}")
         elif time.monotonic() - job.started > job.timeout:
             self.kill()
             job.result = ended(job, f"no result after {job.timeout:g} s: the worker running it was killed")
@@ -101,9 +103,6 @@ class Worker:
         self.job = None
         return True
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
     def kill(self) -> None:
         if self.process.poll() is None:
             try:
@@ -111,14 +110,13 @@ class Worker:
             except ProcessLookupError:
                 pass
         self.process.wait()
-        if self.process.stdin:
-            self.process.stdin.close()
+        self.process.stdin.close()
 
 
 def ended(job: Job, what: str) -> tuple[int, str, str]:
-    """A job its worker never finished: its output so far, then what happened and the end of its stderr."""
+    """A job whose worker never finished it: its output so far, what happened and the end of its stderr."""
     out, err = read_output(job.folder)
-    return -1, f"{out}\n[{what}; its stderr ends:]\n{err[-1000:]}", err
+    return -1, f"{out}\n[{what}; its stderr ends:]\n{err[-1000:]}", f"{err}\n[{what}]"
 
 
 def read_output(folder: Path) -> tuple[str, str]:
@@ -130,42 +128,38 @@ def read_output(folder: Path) -> tuple[str, str]:
 
 @dataclass
 class Pool:
-    """Jobs queued in the order their results will be asked for, run by at most `width` workers at a time.
+    """The session's jobs and the workers running them (tests/conftest.py keeps one).
 
-    `top_up(width)` hands out jobs until `width` workers are busy; `result(key)` waits for one job's,
-    keeping every core busy meanwhile. A worker is replaced when it dies or retires."""
+    `top_up(width)` hands waiting jobs to workers until `width` are busy, starting workers as needed;
+    `result(key)` waits for one job's result, keeping a worker per core busy meanwhile."""
 
-    jobs: dict = field(default_factory=dict)  # key -> Job, in order
+    jobs: dict = field(default_factory=dict)  # key -> Job
     workers: list[Worker] = field(default_factory=list)
 
     def add(self, key, job: Job) -> None:
+        assert key not in self.jobs, f"job {key!r} queued twice"
         self.jobs[key] = job
 
-    def busy(self) -> int:
-        return sum(w.job is not None for w in self.workers)
-
-    def reap(self) -> None:
+    def top_up(self, width: int) -> None:
         for worker in self.workers:
             if worker.job is not None:
                 worker.poll()
-        for worker in [w for w in self.workers if w.job is None and (w.retired or not w.alive())]:
-            worker.kill()  # closes its pipe; a retired one is on its way out
+        for worker in [w for w in self.workers if w.job is None and (w.retired or w.process.poll() is not None)]:
+            worker.kill()
             self.workers.remove(worker)
-
-    def top_up(self, width: int) -> None:
-        self.reap()
-        waiting = (job for job in self.jobs.values() if job.started is None)
-        while self.busy() < width and (job := next(waiting, None)):
+        waiting = iter(sorted((j for j in self.jobs.values() if j.started is None), key=lambda j: -j.priority))
+        while sum(w.job is not None for w in self.workers) < width and (job := next(waiting, None)):
             idle = next((w for w in self.workers if w.job is None), None)
             if idle is None:
                 idle = Worker.start()
                 self.workers.append(idle)
             idle.give(job)
 
-    def result(self, key, width: int | None = None) -> tuple[int, str, str]:
-        job, width = self.jobs[key], width or os.cpu_count() or 1
+    def result(self, key) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr) of the job queued under `key`."""
+        job = self.jobs[key]
         while job.result is None:
-            self.top_up(width)
+            self.top_up(os.cpu_count() or 1)
             if job.result is None:
                 time.sleep(0.1)
         return job.result
@@ -176,9 +170,9 @@ class Pool:
         self.workers.clear()
 
 
-# -- the worker's side -------------------------------------------------------------------------------------
+# -- the worker's side --------------------------------------------------------------------------------------
 def forget(start: dict) -> None:
-    """Put the process back as a fresh `python -m` would find the job's code: see the module docstring."""
+    """Put the process back as `python -m` would find it for the next job: see the module docstring."""
     import gc
 
     from tutorial import checks
@@ -191,6 +185,7 @@ def forget(start: dict) -> None:
     os.environ.clear()
     os.environ.update(start["environ"])
     os.chdir(ROOT)
+    sys.stdout, sys.stderr = start["stdout"], start["stderr"]
     checks.DEVICE, checks.LEARNER_FILE = "cpu", None
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -200,8 +195,8 @@ def forget(start: dict) -> None:
 
 def fresh_eager_graph() -> None:
     """MAX's global eager graph (`max.experimental.tensor.GRAPH`, undocumented) as a new process has it: no
-    sources, seed 0. It keeps every eager tensor ever made alive as a source otherwise (all of a job's
-    weights), and the previous job's unrealized ones would join the next job's graph."""
+    sources, seed 0. Otherwise it keeps every eager tensor ever made alive as a source (each job's
+    weights), and the tensors a job left unrealized would join the next job's graph."""
     from max.experimental import tensor
 
     tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)
@@ -220,31 +215,47 @@ def run(module: str, args: list[str]) -> tuple[int, bool]:
             return int(pytest.main(args)), True
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return 0, True
-    except SystemExit as exit:  # as the interpreter turns it into a status
+    except SystemExit as exit:  # as the interpreter turns it into an exit status
+        again = module != "pytest"  # a module's normal way out; out of pytest.main, it is not
         if exit.code is None or isinstance(exit.code, int):
-            return exit.code or 0, module != "pytest"
+            return exit.code or 0, again
         print(exit.code, file=sys.stderr)
-        return 1, module != "pytest"
+        return 1, again
     except BaseException:
         traceback.print_exc()
         return 1, False
 
 
+def rss() -> int:
+    """Bytes of memory this process holds now."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def serve() -> None:
-    jobs = os.fdopen(os.dup(0), "r")  # the job's own stdin is /dev/null, as for a command in the background
+    jobs = os.fdopen(os.dup(0), "r")  # a job's own stdin is /dev/null
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
-    quiet = os.dup(2)  # between jobs, stderr goes where the parent sent it
-    import pytest  # noqa: F401  # the imports every job shares, paid once
+    quiet = os.dup(2)  # between jobs, stderr goes where the session sent it
+    import numpy  # noqa: F401  # what every job imports, paid once
+    import pytest  # noqa: F401
 
-    from tutorial import pytest_plugin  # noqa: F401  # imports MAX the lean way first
+    from tutorial.maxprivate import import_max_lean
+
+    import_max_lean()
+    import max.driver  # noqa: F401
+    import max.experimental.functional  # noqa: F401
+    import max.experimental.tensor  # noqa: F401
+    import max.nn.module_v3  # noqa: F401
 
     start = {"meta_path": list(sys.meta_path), "path": list(sys.path), "environ": dict(os.environ)}
+    start |= {"stdout": sys.stdout, "stderr": sys.stderr}
     for line in jobs:
         request = json.loads(line)
         folder = Path(request["folder"])
         forget(start)
         with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:
+            sys.stdout.flush()
+            sys.stderr.flush()
             os.dup2(out.fileno(), 1)
             os.dup2(err.fileno(), 2)
             try:
@@ -254,9 +265,9 @@ def serve() -> None:
                 sys.stderr.flush()
                 os.dup2(null, 1)
                 os.dup2(quiet, 2)
-        tmp = folder / "exit.json.tmp"
-        tmp.write_text(json.dumps({"code": code, "retired": not again}))
-        tmp.replace(folder / "exit.json")
+        again = again and rss() < RETIRE_RSS
+        (folder / "exit.json.tmp").write_text(json.dumps({"code": code, "retired": not again}))
+        (folder / "exit.json.tmp").replace(folder / "exit.json")
         if not again:
             return
 
