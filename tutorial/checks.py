@@ -1,7 +1,8 @@
-"""What a test file uses: run learner code, compare with HF, fail in one line.
+"""Running learner code for a check: build it, feed it, read its result, fail in one line.
 
-A test is a short list of behaviours. Each builds the learner's module,
-loads the reference weights, runs it, and compares with `close`. Every
+`call` runs learner code and turns an exception into one line naming the file and line;
+`run` and `run_compiled` feed it numpy arrays and give numpy back; `load` loads weights.
+What a check then says about the numbers is tutorial/expect.py's vocabulary. Every
 failure is a `CheckFailure` whose message is the whole report.
 """
 
@@ -108,27 +109,6 @@ def run_compiled(module, *inputs: np.ndarray, what: str) -> np.ndarray:
         run(module, *inputs, what=what)
         raise CheckFailure(f"{what}: {describe(error)}") from error
     return numpy(call(compiled, *(tensor(a) for a in inputs), what=what), what)
-
-
-def shape_is(got: np.ndarray, want: tuple[int, ...], what: str, hint: str = "") -> None:
-    if tuple(got.shape) != tuple(want):
-        raise CheckFailure(f"{what}: shape {list(got.shape)}, expected {list(want)}" + (f". {hint}" if hint else ""))
-
-
-def close(got: np.ndarray, want: np.ndarray, what: str, hint: str = "", axes: tuple[str, ...] = ()) -> None:
-    """Values within the session's tolerance, or a line with max |Δ| and where it is."""
-    shape_is(got, want.shape, what, hint)
-    tol = tolerance()
-    bad = ~np.isclose(got, want, atol=tol.atol, rtol=tol.rtol) | (np.isnan(got) != np.isnan(want))
-    if not bad.any():
-        return
-    delta = np.where(np.isnan(got) | np.isnan(want), np.inf, np.abs(got - want))
-    at = np.unravel_index(np.argmax(np.where(bad, delta, -1)), got.shape)
-    place = ", ".join(f"{n} {i}" for n, i in zip(axes, at)) if axes else str(list(map(int, at)))
-    raise CheckFailure(
-        f"{what} differs from HF: max |Δ| {delta[at]:.3g} at {place} "
-        f"(got {got[at]:.5g}, expected {want[at]:.5g}; {tol})" + (f". {hint}" if hint else "")
-    )
 
 
 def todo(n: int) -> str:

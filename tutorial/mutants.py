@@ -9,7 +9,7 @@ each `python -m MODULE ARGS` (pytest or tutorial.generate) as that command would
 - before each job it forgets what the jobs before it loaded: the step modules (`checked_step_NN`, every
   `solutions.solution_NN`, a `--use DIR` redirect of them), the test modules, conftest and the check
   harness's pytest plugin (imported, and assertion-rewritten, again), MAX's eager graph (which holds
-  every eager tensor a job made) and any alarm left armed; sys.path, sys.meta_path, os.environ and the
+  every eager tensor a job made) and any alarm left armed or blocked; sys.path, sys.meta_path, os.environ and the
   working directory go back to what they were when the worker started;
 - fds 1 and 2 go to the job's own files, so its output is what the command would print;
 - its exit status is pytest.main's, or a SystemExit's code as the interpreter would turn it into one.
@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,12 +106,11 @@ class Worker:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
-        self.process.stdin.close()
+        with suppress(OSError):  # a job it was given after it died is still in the pipe
+            self.process.stdin.close()
 
 
 def ended(job: Job, what: str) -> tuple[int, str, str]:
@@ -189,6 +189,7 @@ def forget(start: dict) -> None:
     checks.DEVICE, checks.LEARNER_FILE = "cpu", None
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a job that blocked SIGALRM must not block the next one's
     fresh_eager_graph()
     gc.collect()
 

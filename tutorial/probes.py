@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tutorial.checks import CheckFailure, numpy, tolerance
+from tutorial.checks import CheckFailure, numpy
 from tutorial.maxprivate import graph_failed
 
 
@@ -88,38 +88,3 @@ def result(results: dict, name: str, todo: str = "") -> np.ndarray:
         message = str(value)
         raise CheckFailure(message + (f" ({todo})" if todo and not re.search(r"TODO \d", message) else ""))
     return value
-
-
-def same(got: np.ndarray, want: np.ndarray) -> bool:
-    """Equal shapes and values within the session's tolerance (inf equals inf; nan never passes)."""
-    tol = tolerance()
-    return (
-        got.shape == want.shape
-        and not np.isnan(got).any()
-        and bool(np.isclose(got, want, atol=tol.atol, rtol=tol.rtol).all())
-    )
-
-
-def resembles(got: np.ndarray, want: np.ndarray) -> bool:
-    """Close enough to name a mistake: a wrong formula is off by far more than this."""
-    with np.errstate(invalid="ignore"):
-        return got.shape == want.shape and bool(np.isclose(got, want, atol=1e-3, rtol=1e-3).all())
-
-
-def which(got: np.ndarray, candidates: dict[str, np.ndarray]) -> str | None:
-    """The first known mistake whose numbers `got` matches."""
-    return next((name for name, value in candidates.items() if resembles(got, value)), None)
-
-
-def difference(got: np.ndarray, want: np.ndarray, axes: tuple[str, ...] = ()) -> str:
-    """'max |Δ| 0.31 at head 2, query 5 (got 1.2, expected 0.9)', or the two shapes."""
-    if got.shape != want.shape:
-        return f"shape {list(got.shape)}, expected {list(want.shape)}"
-    tol = tolerance()
-    bad = ~np.isclose(got, want, atol=tol.atol, rtol=tol.rtol) | np.isnan(got)
-    with np.errstate(invalid="ignore"):
-        delta = np.where(np.isnan(got) | np.isnan(want), np.inf, np.abs(got - want))
-    delta = np.where(np.isnan(delta), np.inf, delta)  # inf - inf
-    at = np.unravel_index(np.argmax(np.where(bad, delta, -1)), got.shape)
-    place = ", ".join(f"{n} {i}" for n, i in zip(axes, at)) if axes else str(list(map(int, at)))
-    return f"max |Δ| {delta[at]:.3g} at {place} (got {got[at]:.5g}, expected {want[at]:.5g})"
