@@ -87,6 +87,20 @@ def test_seed_eager_graph():
     maxprivate.seed_eager_graph(0)
 
 
+def test_fresh_eager_graph_forgets_every_eager_tensor():
+    from max.experimental import tensor
+    from max.experimental.tensor import Tensor
+
+    kept = Tensor.from_dlpack(np.ones(3, dtype=np.float32)) + 1  # an unrealized eager tensor
+    assert tensor.GRAPH.unrealized, "MAX changed: GRAPH.unrealized no longer lists eager tensors not yet computed"
+    maxprivate.fresh_eager_graph()
+    assert not tensor.GRAPH.sources and not tensor.GRAPH.unrealized, (
+        "MAX changed: ComputeGraph.__init__ no longer empties the eager graph (tutorial/mutants.py's workers "
+        "rely on it)"
+    )
+    del kept
+
+
 def test_compiled_model_is_the_engine_model_under_module_compile():
     from max import driver
     from max.dtype import DType

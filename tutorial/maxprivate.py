@@ -77,6 +77,17 @@ def seed_eager_graph(seed: int) -> None:
         ops.random.set_seed(seed)
 
 
+def fresh_eager_graph() -> None:
+    """Reset MAX's global eager graph (`max.experimental.tensor.GRAPH`, undocumented, through its class's
+    `__init__`) to what a new process has: no sources, no unrealized tensors. For tutorial/mutants.py's
+    workers, which run many jobs in one process. Otherwise it keeps every eager tensor ever made alive
+    as a source (each job's weights), and the tensors a job left unrealized would join the next job's
+    graph."""
+    from max.experimental import tensor
+
+    tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)
+
+
 # -- compiled modules -----------------------------------------------------------------------------------
 def compiled_model(compiled):
     """The engine Model under what `Module.compile` returns (its `__wrapped__` attribute).

@@ -190,17 +190,10 @@ def forget(start: dict) -> None:
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a job that blocked SIGALRM must not block the next one's
+    from tutorial.maxprivate import fresh_eager_graph
+
     fresh_eager_graph()
     gc.collect()
-
-
-def fresh_eager_graph() -> None:
-    """MAX's global eager graph (`max.experimental.tensor.GRAPH`, undocumented) as a new process has it: no
-    sources, seed 0. Otherwise it keeps every eager tensor ever made alive as a source (each job's
-    weights), and the tensors a job left unrealized would join the next job's graph."""
-    from max.experimental import tensor
-
-    tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)
 
 
 def run(module: str, args: list[str]) -> tuple[int, bool]:
