@@ -36,3 +36,14 @@ def pytest_sessionfinish():
     pool.close()
     if mutants := background.pop("mutants", None):
         mutants.close()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """With --durations: what the workers spent, and on which jobs most (a job's time is not its test's)."""
+    done = {key: job.cost for key, job in pool.jobs.items() if job.cost}
+    if config.option.durations is None or not done:
+        return
+    terminalreporter.write_sep("=", f"broken-code jobs: {len(done)}, {sum(c['cpu'] for c in done.values()):.0f} CPU s")
+    for key, cost in sorted(done.items(), key=lambda kc: -kc[1]["cpu"])[: config.option.durations or len(done)]:
+        name = " · ".join(str(getattr(part, "name", part)) for part in key)
+        terminalreporter.write_line(f"{cost['cpu']:7.2f}s cpu {cost['wall']:7.2f}s wall  {name}")

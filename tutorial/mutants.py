@@ -54,6 +54,7 @@ class Job:
     priority: int = 0  # higher first; in the order added within one priority
     started: float | None = None  # when a worker took it
     result: tuple[int, str, str] | None = None  # (exit status, stdout, stderr)
+    cost: dict | None = None  # its worker's seconds on it: "wall", "cpu" (all its threads)
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Worker:
         if done.exists():
             status = json.loads(done.read_text())
             job.result, self.retired = (status["code"], *read_output(job.folder)), status["retired"]
+            job.cost = status["cost"]
         elif dead:
             job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}")
         elif time.monotonic() - job.started > job.timeout:
@@ -220,6 +222,13 @@ def run(module: str, args: list[str]) -> tuple[int, bool]:
         return 1, False
 
 
+def cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss() -> int:
     """Bytes of memory this process holds now."""
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -247,6 +256,7 @@ def serve() -> None:
         request = json.loads(line)
         folder = Path(request["folder"])
         forget(start)
+        wall, cpu = time.monotonic(), cpu_seconds()
         with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -260,7 +270,8 @@ def serve() -> None:
                 os.dup2(null, 1)
                 os.dup2(quiet, 2)
         again = again and rss() < RETIRE_RSS
-        (folder / "exit.json.tmp").write_text(json.dumps({"code": code, "retired": not again}))
+        cost = {"wall": time.monotonic() - wall, "cpu": cpu_seconds() - cpu}
+        (folder / "exit.json.tmp").write_text(json.dumps({"code": code, "retired": not again, "cost": cost}))
         (folder / "exit.json.tmp").replace(folder / "exit.json")
         if not again:
             return
