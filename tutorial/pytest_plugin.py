@@ -133,7 +133,7 @@ def pytest_runtest_makereport(item, call):
     if report.failed and call.excinfo is not None:
         error = call.excinfo.value
         # pytest-timeout's failure, maybe wrapped: as the cause of a CheckFailure, or inside an import's StepError
-        timeout = next((e for e in chain(error) if isinstance(e, pytest.fail.Exception)), None)
+        timeout = next((e for e in maxprivate.chain(error) if isinstance(e, pytest.fail.Exception)), None)
         if timeout and (limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))):
             # also mid-compile, inside MAX; the signal method raised inside the code that was running
             report.one_line = (
@@ -157,15 +157,6 @@ def pytest_runtest_makereport(item, call):
                 f", {left} later checks not run" if left else ""
             )
     return report
-
-
-def chain(error: BaseException | None):
-    """The error, then what it was raised from or during."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
 
 
 def stopped_at(error: BaseException) -> str:
