@@ -9,12 +9,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import pool
 from tutorial import tiny as tiny_model
 from tutorial.course import ROOT, solution_path
+from tutorial.mutants import Job
 from tutorial.tiny import PROMPT
 
 NEW = 24
@@ -30,16 +34,26 @@ def tiny(tmp_path_factory):
     return {"root": root, "dir": root / "model", "hf": tiny_model.hf_greedy(model, tok, PROMPT, NEW), "vocab": len(tok)}
 
 
-def generate(*args, env=None):
-    run = subprocess.run(
+def generate(*args):
+    """`python -m tutorial.generate *args`, run by one of the session's workers (tests/conftest.py),
+    which have MAX, torch and transformers imported already."""
+    folder = Path(tempfile.mkdtemp(prefix="generate-"))
+    try:
+        return pool.run(("generate", folder.name), Job("tutorial.generate", list(args), folder))
+    finally:
+        shutil.rmtree(folder)
+
+
+def generate_fresh(*args, env):
+    """The same, in a fresh process with `env` added: HF reads its environment when it is imported."""
+    return subprocess.run(
         [sys.executable, "-m", "tutorial.generate", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        env={**os.environ, **env},
     )
-    return run
 
 
 def new_ids(run) -> list[int]:
@@ -152,7 +166,7 @@ def test_unknown_model_name_offline(tiny):
 
 
 def test_missing_pretrained_weights_say_how_to_get_them(tmp_path):
-    run = generate("--use", "solutions", env={"HF_HOME": str(tmp_path / "empty-hf-home")})
+    run = generate_fresh("--use", "solutions", env={"HF_HOME": str(tmp_path / "empty-hf-home")})
     one_line_error(run, "run `pixi run weights`")
 
 

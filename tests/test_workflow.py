@@ -256,15 +256,18 @@ def test_grade_gives_credit_per_check_and_never_writes_into_the_submission(tmp_p
 def test_grade_exits_0_when_everything_passes(tmp_path):
     out, report, steps = grade(submission(tmp_path / "sub", step_05=solution(5)), tmp_path)
     assert out.returncode == 0 and report["passed"] and list(steps) == [5], out.stdout
+    assert report["limits"] == runner.SETTINGS["limits"], report["limits"]  # grading.toml's, without flags
 
 
 def test_grade_survives_a_hang_and_an_abort(tmp_path):
-    abort = solution(5, "return self.wte(input_ids)", "import os\n        os.abort()")
-    folder = submission(tmp_path / "sub", step_01=HANG, step_05=abort)
-    out, report, steps = grade(folder, tmp_path, "--timeout", 40)
+    # a step's time limit ends a hang (here 4 s, under the import limit) and says where it was
+    out, report, steps = grade(submission(tmp_path / "hang", step_01=HANG), tmp_path, "--timeout", 4)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert steps[1]["status"] == "timed out" and "time limit (40 s)" in steps[1]["message"]
+    assert steps[1]["status"] == "timed out" and "time limit (4 s)" in steps[1]["message"]
     assert ", at " in steps[1]["message"] and "step_01.py:" in steps[1]["message"]  # where it hung
+    abort = solution(5, "return self.wte(input_ids)", "import os\n        os.abort()")
+    out, report, steps = grade(submission(tmp_path / "abort", step_05=abort), tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
     assert steps[5]["status"] == "crashed" and "SIGABRT" in steps[5]["message"] and "step_05.py:" in steps[5]["message"]
     statuses = [c["status"] for c in steps[5]["checks"]]
     assert (

@@ -32,13 +32,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 FORGET = ("checked_step_", "solutions.solution_", "tests.", "tutorial.pytest_plugin")  # module name prefixes
+NOW = 10  # the priority of a job a test is waiting for (Pool.run): queued jobs have 0 or 1
 RETIRE_RSS = 4 << 30  # bytes: a worker this big after a job exits and a fresh one takes its place
 
 
@@ -60,22 +63,24 @@ class Job:
 @dataclass
 class Worker:
     process: subprocess.Popen
+    log: IO[str]  # its own stderr, outside jobs: why it failed to start or to forget a job
     job: Job | None = None
     retired: bool = False  # it said it takes no more jobs, and is exiting
 
     @classmethod
     def start(cls) -> Worker:
+        log = tempfile.TemporaryFile("w+", errors="replace")
         process = subprocess.Popen(
             [sys.executable, "-m", "tutorial.mutants"],
             cwd=ROOT,
             env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},  # the test it started in
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log,
             text=True,
             start_new_session=True,  # its own process group: a kill takes anything it started too
         )
-        return cls(process)
+        return cls(process, log)
 
     def give(self, job: Job) -> None:
         job.folder.mkdir(parents=True, exist_ok=True)
@@ -97,10 +102,10 @@ class Worker:
             job.result, self.retired = (status["code"], *read_output(job.folder)), status["retired"]
             job.cost = status["cost"]
         elif dead:
-            job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}")
+            job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}", self.log)
         elif time.monotonic() - job.started > job.timeout:
             self.kill()
-            job.result = ended(job, f"no result after {job.timeout:g} s: the worker running it was killed")
+            job.result = ended(job, f"no result after {job.timeout:g} s: the worker running it was killed", self.log)
         else:
             return False
         self.job = None
@@ -115,10 +120,14 @@ class Worker:
             self.process.stdin.close()
 
 
-def ended(job: Job, what: str) -> tuple[int, str, str]:
-    """A job whose worker never finished it: its output so far, what happened and the end of its stderr."""
+def ended(job: Job, what: str, log: IO[str]) -> tuple[int, str, str]:
+    """A job whose worker never finished it: its output so far, what happened, and the end of its stderr and
+    of the worker's own (an error before the job started, say)."""
     out, err = read_output(job.folder)
-    return -1, f"{out}\n[{what}; its stderr ends:]\n{err[-1000:]}", f"{err}\n[{what}]"
+    log.seek(0)
+    if worker := log.read()[-1000:]:
+        what += f"; the worker's own stderr ends:\n{worker}"
+    return -1, f"{out}\n[{what}; the job's stderr ends:]\n{err[-1000:]}", f"{err}\n[{what}]"
 
 
 def read_output(folder: Path) -> tuple[str, str]:
@@ -165,6 +174,14 @@ class Pool:
             if job.result is None:
                 time.sleep(0.1)
         return job.result
+
+    def run(self, key, job: Job) -> subprocess.CompletedProcess:
+        """`job` ahead of every queued one, waited for: what subprocess.run(capture_output=True, text=True)
+        would return for its command."""
+        job.priority = NOW
+        self.add(key, job)
+        code, out, err = self.result(key)
+        return subprocess.CompletedProcess(["python", "-m", job.module, *map(str, job.args)], code, out, err)
 
     def close(self) -> None:
         for worker in self.workers:
