@@ -104,8 +104,8 @@ class Worker:
         elif dead:
             job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}", self.log)
         elif time.monotonic() - job.started > job.timeout:
-            self.kill()
             job.result = ended(job, f"no result after {job.timeout:g} s: the worker running it was killed", self.log)
+            self.kill()
         else:
             return False
         self.job = None
@@ -118,6 +118,7 @@ class Worker:
         self.process.wait()
         with suppress(OSError):  # a job it was given after it died is still in the pipe
             self.process.stdin.close()
+        self.log.close()
 
 
 def ended(job: Job, what: str, log: IO[str]) -> tuple[int, str, str]:
