@@ -1,10 +1,12 @@
-"""Many runs of deliberately broken code in a few long-lived Python processes, for the maintainers' tests.
+"""Many runs of broken code, and of `generate`, in a few long-lived Python processes, for the maintainers' tests.
 
 tests/test_mutations.py runs one check on each of 84 broken copies of a solution, tests/test_one_model.py
 `generate` on 22 models with a step broken, tests/test_learner_mistakes.py a step's checks on broken
-files. A fresh process per run pays Python's start and the imports (MAX, numpy, pytest; torch and
-transformers for `generate`) every time. A `Worker` pays them once, then runs one job after another,
-each `python -m MODULE ARGS` (pytest or tutorial.generate) as that command would run in a fresh process:
+files, tests/test_course.py each committed stub's checks, tests/test_generate.py its `generate` runs
+(`Pool.run`: one job, ahead of the queue, waited for). A fresh process per run pays Python's start
+and the imports (MAX, numpy, pytest; torch and transformers for `generate`) every time. A `Worker` pays
+them once, then runs one job after another, each `python -m MODULE ARGS` (pytest or tutorial.generate)
+as that command would run in a fresh process:
 
 - before each job it forgets what the jobs before it loaded: the step modules (`checked_step_NN`, every
   `solutions.solution_NN`, a `--use DIR` redirect of them), the test modules, conftest and the check
