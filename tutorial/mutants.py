@@ -104,14 +104,23 @@ class Worker:
             job.result, self.retired = (status["code"], *read_output(job.folder)), status["retired"]
             job.cost = status["cost"]
         elif dead:
-            job.result = ended(job, f"the worker running it died with exit status {self.process.returncode}", self.log)
+            job.result = self.ended(job, f"the worker running it died with exit status {self.process.returncode}")
         elif time.monotonic() - job.started > job.timeout:
-            job.result = ended(job, f"no result after {job.timeout:g} s: the worker running it was killed", self.log)
+            job.result = self.ended(job, f"no result after {job.timeout:g} s: the worker running it was killed")
             self.kill()
         else:
             return False
         self.job = None
         return True
+
+    def ended(self, job: Job, what: str) -> tuple[int, str, str]:
+        """A job whose worker never finished it: its output so far, what happened, and the end of its stderr and
+        of the worker's own (an error before the job started, say)."""
+        out, err = read_output(job.folder)
+        self.log.seek(0)
+        if worker := self.log.read()[-1000:]:
+            what += f"; the worker's own stderr ends:\n{worker}"
+        return -1, f"{out}\n[{what}; the job's stderr ends:]\n{err[-1000:]}", f"{err}\n[{what}]"
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -121,16 +130,6 @@ class Worker:
         with suppress(OSError):  # a job it was given after it died is still in the pipe
             self.process.stdin.close()
         self.log.close()
-
-
-def ended(job: Job, what: str, log: IO[str]) -> tuple[int, str, str]:
-    """A job whose worker never finished it: its output so far, what happened, and the end of its stderr and
-    of the worker's own (an error before the job started, say)."""
-    out, err = read_output(job.folder)
-    log.seek(0)
-    if worker := log.read()[-1000:]:
-        what += f"; the worker's own stderr ends:\n{worker}"
-    return -1, f"{out}\n[{what}; the job's stderr ends:]\n{err[-1000:]}", f"{err}\n[{what}]"
 
 
 def read_output(folder: Path) -> tuple[str, str]:
