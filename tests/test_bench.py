@@ -2,45 +2,40 @@
 
 import json
 import re
-import subprocess
-import sys
 
+from tests.conftest import pool
 from tutorial.bench import ROWS
 from tutorial.course import ROOT
+from tutorial.mutants import Job
+
+TINY = ["--tiny", "--prompt-tokens", 4, "--new-tokens", 4]
 
 
-def test_bench_runs_every_row_in_its_own_process_and_prints_medians_floor_and_agreeing_tokens(tmp_path):
-    report = tmp_path / "runs.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tutorial.bench",
-            "--tiny",
-            "--prompt-tokens",
-            "4",
-            "--new-tokens",
-            "4",
-            "--repeats",
-            "2",
-            "--json",
-            str(report),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,  # under pytest.ini's 300 s per check
+def early_jobs(folder):
+    """Both commands, queued when the session starts (tests/conftest.py), each in a process of its own,
+    ahead of the broken-code jobs: they take long, so they start early. Each takes under pytest.ini's
+    300 s per check."""
+    runs, table = folder / "bench" / "runs.json", folder / "profile" / "profile.txt"
+    yield (
+        "bench",
+        Job("tutorial.bench", [*TINY, "--repeats", 2, "--json", runs], runs.parent, 280, priority=1, fresh=True),
     )
-    out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-3000:]
-    runs = json.loads(report.read_text())
+    profile = [*TINY, "--profile", "--profile-out", table]
+    yield "profile", Job("tutorial.bench", profile, table.parent, 280, priority=1, fresh=True)
+
+
+def test_bench_runs_every_row_in_its_own_process_and_prints_medians_floor_and_agreeing_tokens():
+    code, stdout, stderr = pool.result("bench")
+    out = stdout + stderr
+    assert code == 0, out[-3000:]
+    runs = json.loads((pool.jobs["bench"].folder / "runs.json").read_text())
     pids = [r["pid"] for results in runs["runs"].values() for r in results] + [f["pid"] for f in runs["floor"]]
     assert set(runs["runs"]) == set(ROWS) and all(len(r) == 2 for r in runs["runs"].values()), runs["runs"].keys()
     assert len(set(pids)) == len(pids) == 8 and runs["pid"] not in pids, f"a process ran two runs: {pids}"
     for label in ROWS.values():  # decode median, (min-max), read GB/s, % of floor, all tok/s, first token, peak RSS
         assert re.search(
             rf"{re.escape(label)}\s+[\d.]+\s+\([\d.]+-[\d.]+\)\s+[\d.]+\s+\d+%\s+[\d.]+\s+[\d.]+ s\s+[\d.]+ GiB", out
-        ), f"no median row for {label}:\n{out}"
+        ), f"no median row for {label}: {[line for line in out.splitlines() if line.startswith(label)]}\n{out}"
     assert re.search(r"read floor: [\d.]+ GB/s median \([\d.]+-[\d.]+\), .+ -> floor [\d.]+ tok/s", out), out
     assert "tokens: identical in every row and run" in out, out
 
@@ -50,17 +45,10 @@ def kinds(table: str) -> list[str]:
     return [line.split(" (")[0].split("  ")[0] for line in table.splitlines()[4:] if line.strip()]
 
 
-def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table(tmp_path):
-    table = tmp_path / "profile.txt"
-    run = subprocess.run(
-        [sys.executable, "-m", "tutorial.bench", "--tiny", "--profile", "--prompt-tokens", "4", "--new-tokens", "4"]
-        + ["--profile-out", str(table)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table():
+    code, stdout, stderr = pool.result("profile")
+    assert code == 0, (stdout + stderr)[-3000:]
+    table = pool.jobs["profile"].folder / "profile.txt"
     rows = {line.split("  ")[0]: line for line in table.read_text().splitlines()[4:]}
     for kind in ("matrix-vector products", "attention over the cache", "cache update", "host round trip"):
         row = next((line for name, line in rows.items() if name.startswith(kind)), None)

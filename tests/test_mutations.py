@@ -8,7 +8,9 @@ solution and runs that one check on it, as `--use DIR` would for a student:
 worker process that runs one mutant after another (tutorial/mutants.py).
 """
 
+import hashlib
 import importlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,17 +27,26 @@ CASES = [
     for m in getattr(importlib.import_module(f"tests.test_step_{n:02d}"), "MUTATIONS", [])
 ]
 TIMEOUT = 900  # seconds a mutant's check may take, cold compiles included, before its worker is killed
+# Each mutant's file lives in a folder named by its text, the same in every session: some MAX graphs
+# (exact GELU's) are cached under a key that holds the path of the file that built them.
+SOURCES = Path(tempfile.gettempdir()) / "gpt2-max-mutants"
 
 
 def mutant_job(n, mutation, folder: Path) -> Job:
-    """The mutation applied to a copy of solution_NN.py in `folder`, and its one check."""
+    """The mutation applied to a copy of solution_NN.py, and its one check, which writes to `folder`."""
     solution = solution_path(n).read_text()
     assert solution.count(mutation.old) == 1, (
         f"{mutation.name}: {mutation.old!r} must occur once in solution_{n:02d}.py"
     )
-    folder.mkdir()
-    (folder / f"step_{n:02d}.py").write_text(solution.replace(mutation.old, mutation.new))
-    return Job("pytest", [f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", folder], folder, TIMEOUT)
+    text = solution.replace(mutation.old, mutation.new)
+    source = SOURCES / hashlib.sha1(text.encode()).hexdigest()[:16] / f"step_{n:02d}.py"
+    if not source.exists():  # written whole, then renamed: a session beside this one may write it too
+        source.parent.mkdir(parents=True, exist_ok=True)
+        partial = source.with_name(f"{source.name}.{os.getpid()}")
+        partial.write_text(text)
+        partial.replace(source)
+    args = [f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", source.parent]
+    return Job("pytest", args, folder, TIMEOUT)
 
 
 class Mutants:

@@ -1,8 +1,13 @@
-"""The key of a stored HF output covers what the computation reads, not only its source text."""
+"""The HF reference: pretrained weights found in the hub cache, and stored outputs keyed on what they read."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
 from tutorial import reference
+from tutorial.course import ROOT
 from tutorial.reference import SMALL, Reference, code_key
 
 SCALE = 2.0
@@ -77,3 +82,23 @@ def test_compute_misses_on_a_new_closure_value_and_hits_on_the_same(tmp_path, mo
     assert hf.runs == 2
     assert ref.compute(times(2.0), x).tolist() == [2, 2, 2]
     assert hf.runs == 2, "an identical computation was run again instead of read from the cache"
+
+
+def test_pretrained_weights_are_found_in_the_hub_cache_or_said_missing(tmp_path):
+    """pretrained_file() reads the hub's cache layout (HF_HUB_CACHE, read when the hub is imported)."""
+    snapshot = tmp_path / "hub" / "models--openai-community--gpt2" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    found = {}
+    for name, cache in (("cached", tmp_path / "hub"), ("empty", tmp_path / "empty")):
+        run = subprocess.run(
+            [sys.executable, "-c", "from tutorial.reference import pretrained_file; print(pretrained_file())"],
+            cwd=ROOT,
+            env={**os.environ, "HF_HUB_CACHE": str(cache)},
+            capture_output=True,
+            text=True,
+        )
+        found[name] = run.stdout.strip() or run.stderr
+    assert found == {"cached": str(snapshot / "model.safetensors"), "empty": "None"}, found

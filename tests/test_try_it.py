@@ -8,43 +8,16 @@ line after it), fails the chapter.
 """
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from tutorial.course import ROOT, built, chapter_path
+from tests.conftest import pool
+from tutorial.course import built, chapter_path
+from tutorial.mutants import Job
 
 STEPS = built()
 
 TRY_IT = re.compile(r"^## Try it\n\n```python\n(.*?)^```$", re.M | re.S)
-
-# Reads the snippet from stdin; exits 1 if the console showed a traceback or a syntax error.
-PASTE = """
-import code, sys
-from tutorial import fastmax
-fastmax.prepare()  # MAX without torch's import time; the snippet imports what it needs
-
-
-class Paste(code.InteractiveConsole):
-    failed = False
-
-    def showtraceback(self):
-        Paste.failed = True
-        super().showtraceback()
-
-    def showsyntaxerror(self, *args, **kwargs):
-        Paste.failed = True
-        super().showsyntaxerror(*args, **kwargs)
-
-
-console, more = Paste(), False
-for line in sys.stdin.read().splitlines():
-    more = console.push(line)
-if more:
-    console.push("")
-sys.exit(1 if Paste.failed else 0)
-"""
 
 
 def snippet(n: int) -> str:
@@ -53,15 +26,22 @@ def snippet(n: int) -> str:
     return found[1]
 
 
+def early_jobs(folder):
+    """Each chapter's paste (tests/paste.py), queued when the session starts (tests/conftest.py): each
+    in a process of its own, as a learner's `python` is, beside the tests before these."""
+    for n in STEPS:
+        if not (found := TRY_IT.search(chapter_path(n).read_text())):
+            continue  # the test says so
+        code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", found[1])
+        yield ("try it", n), Job("tests.paste", [], folder / f"{n:02d}", 600, fresh=True, stdin=code)
+
+
 @pytest.mark.parametrize("n", STEPS)
 def test_try_it_snippet_runs_against_the_solutions(n):
     code = snippet(n)
     assert f"steps.step_{n:02d} import" in code, f"step_{n:02d}.md's Try it does not import the learner's step_{n:02d}"
-    code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
-    run = subprocess.run(
-        [sys.executable, "-c", PASTE], input=code, cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    returncode, _, stderr = pool.result(("try it", n))
     # the first error the console showed: a later one may only follow from it
-    errors = re.findall(r"^\w*(?:Error|Exception)\b.*$", run.stderr, re.M) or run.stderr.strip().splitlines()[-1:]
-    first = errors[0] if errors else f"exit {run.returncode}"
-    assert run.returncode == 0, f"step_{n:02d}.md's Try it fails when pasted: {first}"
+    errors = re.findall(r"^\w*(?:Error|Exception)\b.*$", stderr, re.M) or stderr.strip().splitlines()[-1:]
+    first = errors[0] if errors else f"exit {returncode}"
+    assert returncode == 0, f"step_{n:02d}.md's Try it fails when pasted: {first}"

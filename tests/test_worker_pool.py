@@ -2,6 +2,7 @@
 worker, or hangs past its limit, ends in a result that says so, and a fresh worker takes the next job."""
 
 import textwrap
+import time
 
 from tutorial.mutants import Job, Pool
 
@@ -40,5 +41,34 @@ def test_a_dead_or_hung_worker_is_reported_and_replaced(tmp_path):
         assert "about to hang" in out, out
         code, out, _ = pool.result("passes")
         assert code == 0, out
+    finally:
+        pool.close()
+
+
+def test_a_fresh_job_reads_its_stdin_and_is_killed_past_its_limit(tmp_path):
+    pool = Pool()
+    try:
+        pool.add("reads", Job("json.tool", ["--compact"], tmp_path / "reads", 60, fresh=True, stdin='{"a":  [1]}'))
+        pool.add("hangs", Job("http.server", ["0", "--bind", "127.0.0.1"], tmp_path / "hangs", 2, fresh=True))
+        code, out, _ = pool.result("reads")
+        assert (code, out) == (0, '{"a":[1]}\n'), out
+        code, out, _ = pool.result("hangs")
+        assert code == -1 and "no result after 2 s: its process was killed" in out, out
+        assert pool.fresh == [] and pool.jobs["hangs"].cost is None
+    finally:
+        pool.close()
+
+
+def test_started_pool_runs_its_queue_while_nobody_waits(tmp_path):
+    """`start(1)`: jobs run one after another beside a long test, which never asks for their results."""
+    pool = Pool()
+    try:
+        for name in ("first", "second"):
+            pool.add(name, Job("json.tool", [], tmp_path / name, 60, fresh=True, stdin="[]"))
+        pool.start(1)
+        end = time.monotonic() + 60
+        while not all(job.result for job in pool.jobs.values()) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert [job.result and job.result[0] for job in pool.jobs.values()] == [0, 0]
     finally:
         pool.close()

@@ -21,7 +21,9 @@ from tutorial import hint, progress, reset, runner, watch
 from tutorial.course import ROOT, built, solution_path, stub_path
 from tutorial.todos import blocks
 
-HANG = "while True:  # never returns\n    pass\n"
+RUN_APART = True  # its tests drive commands: in a session beside the others' (tests/conftest.py)
+# It never returns, and sleeps rather than spins: the tests beside it keep the core.
+HANG = "import time\n\nwhile True:  # never returns\n    time.sleep(0.1)\n"
 HOARD = (
     "import numpy as np\n\nhoard = []\nwhile True:  # allocates without bound\n"
     "    hoard.append(np.empty(2**30, dtype=np.uint8))\n"

@@ -24,6 +24,10 @@ limit, or kills the process (os._exit, a crash in MAX), gets its output so far, 
 happened and the end of its stderr, with exit status -1; its worker is killed, and a fresh one takes
 the next job.
 
+A job marked `fresh` (a command that times its own processes, reads stdin, or is a whole pytest
+session) runs in a `python -m` process of its own instead, and counts as a busy worker. `Pool.start`
+runs a thread that hands out jobs as workers finish them, so the queue moves while a long test runs.
+
 Run as `python -m tutorial.mutants`: the worker, reading one JSON job a line on stdin.
 """
 
@@ -35,6 +39,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -60,6 +65,9 @@ class Job:
     started: float | None = None  # when a worker took it
     result: tuple[int, str, str] | None = None  # (exit status, stdout, stderr)
     cost: dict | None = None  # its worker's seconds on it: "wall", "cpu" (all its threads)
+    fresh: bool = False  # in a `python -m` process of its own, not a worker: a command that times processes
+    stdin: str = ""  # what a fresh job reads on stdin (a worker's job reads nothing)
+    env: dict = field(default_factory=dict)  # added to a fresh job's environment
 
 
 @dataclass
@@ -132,6 +140,53 @@ class Worker:
         self.log.close()
 
 
+@dataclass
+class Fresh:
+    """A job in a process of its own (`Job.fresh`): the pool counts it as a busy worker."""
+
+    process: subprocess.Popen
+    job: Job
+
+    @classmethod
+    def start(cls, job: Job) -> Fresh:
+        job.folder.mkdir(parents=True, exist_ok=True)
+        job.started = time.monotonic()
+        (job.folder / "stdin.txt").write_text(job.stdin)
+        names = (job.folder / "stdin.txt", job.folder / "stdout.txt", job.folder / "stderr.txt")
+        with open(names[0]) as stdin, open(names[1], "w") as out, open(names[2], "w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", job.module, *map(str, job.args)],
+                cwd=ROOT,
+                env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} | job.env,
+                stdin=stdin,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group: a kill takes anything it started too
+            )
+        return cls(process, job)
+
+    def poll(self) -> bool:
+        """Whether it is over, and job.result set: it exited, or it ran past its limit and was killed."""
+        job = self.job
+        pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)  # wait4: its CPU seconds too
+        if pid:
+            self.process.returncode = os.waitstatus_to_exitcode(status)
+            job.result = (self.process.returncode, *read_output(job.folder))
+            job.cost = {"wall": time.monotonic() - job.started, "cpu": usage.ru_utime + usage.ru_stime}
+        elif time.monotonic() - job.started > job.timeout:
+            self.kill()
+            out, err = read_output(job.folder)
+            what = f"no result after {job.timeout:g} s: its process was killed"
+            job.result = -1, f"{out}\n[{what}]", f"{err}\n[{what}]"
+        return job.result is not None
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
 def read_output(folder: Path) -> tuple[str, str]:
     return tuple(
         (folder / name).read_text(errors="replace") if (folder / name).exists() else ""
@@ -143,38 +198,70 @@ def read_output(folder: Path) -> tuple[str, str]:
 class Pool:
     """The session's jobs and the workers running them (tests/conftest.py keeps one).
 
-    `top_up(width)` hands waiting jobs to workers until `width` are busy, starting workers as needed;
-    `result(key)` waits for one job's result, keeping a worker per core busy meanwhile."""
+    `start(width)` starts a thread that hands waiting jobs to workers, keeping `width` busy and
+    starting workers as needed: a worker that finishes a job gets the next one while a long test
+    runs. `result(key)` waits for one job's result, keeping a worker per core busy meanwhile.
+    Without `start`, `result` alone does the handing out."""
 
     jobs: dict = field(default_factory=dict)  # key -> Job
     workers: list[Worker] = field(default_factory=list)
+    fresh: list[Fresh] = field(default_factory=list)  # jobs running in processes of their own
+    width: int = 0  # workers kept busy by the thread (none before `start`)
+    waiting: int = 0  # callers in `result`: each adds workers, up to one per core
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def add(self, key, job: Job) -> None:
-        assert key not in self.jobs, f"job {key!r} queued twice"
-        self.jobs[key] = job
+        with self.lock:
+            assert key not in self.jobs, f"job {key!r} queued twice"
+            self.jobs[key] = job
 
-    def top_up(self, width: int) -> None:
-        for worker in self.workers:
-            if worker.job is not None:
-                worker.poll()
-        for worker in [w for w in self.workers if w.job is None and (w.retired or w.process.poll() is not None)]:
-            worker.kill()
-            self.workers.remove(worker)
-        waiting = iter(sorted((j for j in self.jobs.values() if j.started is None), key=lambda j: -j.priority))
-        while sum(w.job is not None for w in self.workers) < width and (job := next(waiting, None)):
-            idle = next((w for w in self.workers if w.job is None), None)
-            if idle is None:
-                idle = Worker.start()
-                self.workers.append(idle)
-            idle.give(job)
+    def start(self, width: int) -> None:
+        self.width = width
+        threading.Thread(target=self.dispatch, name="job pool", daemon=True).start()
+
+    def dispatch(self) -> None:
+        while not self.stopped.wait(0.05):
+            self.top_up()
+
+    def top_up(self) -> None:
+        with self.lock:
+            if self.stopped.is_set():
+                return
+            width = (os.cpu_count() or 1) if self.waiting else self.width
+            for worker in self.workers:
+                if worker.job is not None:
+                    worker.poll()
+            self.fresh = [f for f in self.fresh if not f.poll()]
+            for worker in [w for w in self.workers if w.job is None and (w.retired or w.process.poll() is not None)]:
+                worker.kill()
+                self.workers.remove(worker)
+            waiting = iter(sorted((j for j in self.jobs.values() if j.started is None), key=lambda j: -j.priority))
+            while sum(w.job is not None for w in self.workers) + len(self.fresh) < width and (
+                job := next(waiting, None)
+            ):
+                if job.fresh:
+                    self.fresh.append(Fresh.start(job))
+                    continue
+                idle = next((w for w in self.workers if w.job is None), None)
+                if idle is None:
+                    idle = Worker.start()
+                    self.workers.append(idle)
+                idle.give(job)
 
     def result(self, key) -> tuple[int, str, str]:
         """(exit status, stdout, stderr) of the job queued under `key`."""
         job = self.jobs[key]
-        while job.result is None:
-            self.top_up(os.cpu_count() or 1)
-            if job.result is None:
-                time.sleep(0.1)
+        with self.lock:
+            self.waiting += 1
+        try:
+            while job.result is None:
+                self.top_up()
+                if job.result is None:
+                    time.sleep(0.05)
+        finally:
+            with self.lock:
+                self.waiting -= 1
         return job.result
 
     def run(self, key, job: Job) -> subprocess.CompletedProcess:
@@ -186,9 +273,12 @@ class Pool:
         return subprocess.CompletedProcess(["python", "-m", job.module, *map(str, job.args)], code, out, err)
 
     def close(self) -> None:
-        for worker in self.workers:
-            worker.kill()
-        self.workers.clear()
+        with self.lock:
+            self.stopped.set()
+            for worker in [*self.workers, *self.fresh]:
+                worker.kill()
+            self.workers.clear()
+            self.fresh.clear()
 
 
 # -- the worker's side --------------------------------------------------------------------------------------

@@ -89,6 +89,11 @@ SMALL = Config(vocab_size=50257, n_positions=32, n_embd=64, n_layer=2, n_head=4)
 def pretrained_file() -> Path | None:
     """model.safetensors of pretrained GPT-2, if the local HF cache has it (no network)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    sep = constants.REPO_ID_SEPARATOR  # the hub cache's folder of a model: models--{owner}--{name}
+    if not (Path(constants.HF_HUB_CACHE) / f"models{sep}{PRETRAINED.replace('/', sep)}").is_dir():
+        return None  # never downloaded: said without importing the hub's client (a quarter second per run)
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(PRETRAINED, "model.safetensors")
