@@ -13,10 +13,12 @@ waits for a job's result keeps one per core busy. The tests that read early jobs
 others, and the mutation tests last, so their jobs have mostly run by then.
 """
 
+import functools
 import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -39,21 +41,28 @@ def has_early_jobs(item) -> bool:
     return hasattr(getattr(item, "module", None), "early_jobs")
 
 
+@functools.cache
+def apart_session() -> dict:
+    """Each RUN_APART test's JUnit <testcase> by node id, once that session is over; for a test it did not
+    report, why."""
+    code, out, err = pool.result("apart")
+    report = JOBS / "apart" / "junit.xml"
+    if not report.exists():
+        return defaultdict(lambda: f"the session running it ended with exit status {code}:\n{out[-1500:]}{err[-1500:]}")
+    cases = defaultdict(lambda: f"the session running it did not report it:\n{out[-1500:]}")
+    for case in ET.parse(report).iter("testcase"):
+        cases[f"{case.get('classname').replace('.', '/')}.py::{case.get('name')}"] = case
+    return cases
+
+
 class Apart(pytest.Item):
     """A test of a RUN_APART module, run in a pytest session of its own beside this one: this item
     waits for that session and reports the test's outcome there, from its JUnit report."""
 
     def runtest(self):
-        code, out, err = pool.result("apart")
-        report = JOBS / "apart" / "junit.xml"
-        if not report.exists():
-            raise RuntimeError(f"the session running it ended with exit status {code}:\n{out[-1500:]}{err[-1500:]}")
-        cases = {
-            f"{c.get('classname').replace('.', '/')}.py::{c.get('name')}": c for c in ET.parse(report).iter("testcase")
-        }
-        case = cases.get(self.nodeid)
-        if case is None:
-            raise RuntimeError(f"the session running it did not report it:\n{out[-1500:]}")
+        case = apart_session()[self.nodeid]
+        if isinstance(case, str):
+            raise RuntimeError(case)
         if (failed := case.find("failure")) is not None or (failed := case.find("error")) is not None:
             raise CheckFailure(failed.get("message") or failed.text)  # its one line, as that session printed it
         if (skipped := case.find("skipped")) is not None:
@@ -87,7 +96,8 @@ def pytest_collection_finish(session):
         # a module's runs of a whole command (`early_jobs`): queued now, they run beside the tests before it
         for key, job in getattr(module, "early_jobs", lambda folder: [])(JOBS / module.__name__):
             pool.add(key, job)
-    pool.start(1)  # one worker busy beside the tests, from now on
+    if pool.jobs:  # (a step's own checks have none)
+        pool.start(1)  # one worker busy beside the tests, from now on
 
 
 def pytest_sessionfinish():

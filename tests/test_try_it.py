@@ -20,25 +20,26 @@ STEPS = built()
 TRY_IT = re.compile(r"^## Try it\n\n```python\n(.*?)^```$", re.M | re.S)
 
 
-def snippet(n: int) -> str:
+def snippet(n: int) -> str | None:
+    """The chapter's Try it code, or None if it has none."""
     found = TRY_IT.search(chapter_path(n).read_text())
-    assert found, f"step_{n:02d}.md has no ```python block directly under a '## Try it' heading"
-    return found[1]
+    return found[1] if found else None
 
 
 def early_jobs(folder):
     """Each chapter's paste (tests/paste.py), queued when the session starts (tests/conftest.py): each
     in a process of its own, as a learner's `python` is, beside the tests before these."""
     for n in STEPS:
-        if not (found := TRY_IT.search(chapter_path(n).read_text())):
+        if (code := snippet(n)) is None:
             continue  # the test says so
-        code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", found[1])
+        code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
         yield ("try it", n), Job("tests.paste", [], folder / f"{n:02d}", 600, fresh=True, stdin=code)
 
 
 @pytest.mark.parametrize("n", STEPS)
 def test_try_it_snippet_runs_against_the_solutions(n):
     code = snippet(n)
+    assert code is not None, f"step_{n:02d}.md has no ```python block directly under a '## Try it' heading"
     assert f"steps.step_{n:02d} import" in code, f"step_{n:02d}.md's Try it does not import the learner's step_{n:02d}"
     returncode, _, stderr = pool.result(("try it", n))
     # the first error the console showed: a later one may only follow from it

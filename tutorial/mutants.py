@@ -65,7 +65,7 @@ class Job:
     started: float | None = None  # when a worker took it
     result: tuple[int, str, str] | None = None  # (exit status, stdout, stderr)
     cost: dict | None = None  # its worker's seconds on it: "wall", "cpu" (all its threads)
-    fresh: bool = False  # in a `python -m` process of its own, not a worker: a command that times processes
+    fresh: bool = False  # in a `python -m` process of its own, not a worker (see the module docstring)
     stdin: str = ""  # what a fresh job reads on stdin (a worker's job reads nothing)
     env: dict = field(default_factory=dict)  # added to a fresh job's environment
 
