@@ -28,12 +28,13 @@ def snippet(n: int) -> str | None:
 
 def early_jobs(folder):
     """Each chapter's paste (tests/paste.py), queued when the session starts (tests/conftest.py): each
-    in a process of its own, as a learner's `python` is, beside the tests before these."""
+    in a process of its own, as a learner's `python` is, beside the tests before these; ahead of the
+    mutants, which take half an hour on a cold MAX cache, so that no test here waits past its limit."""
     for n in STEPS:
         if (code := snippet(n)) is None:
             continue  # the test says so
         code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
-        yield ("try it", n), Job("tests.paste", [], folder / f"{n:02d}", 600, fresh=True, stdin=code)
+        yield ("try it", n), Job("tests.paste", [], folder / f"{n:02d}", 600, priority=1, fresh=True, stdin=code)
 
 
 @pytest.mark.parametrize("n", STEPS)
