@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
@@ -57,7 +56,7 @@ class RowResult:
     tokens: list[int]
     tok_s: float  # new tokens / seconds from the call to the last token (prefill included)
     decode_tok_s: float  # the tokens after the first / the seconds after it: decode steps alone, no prefill
-    first_s: float  # seconds to the first new token (HF: the best of three max_new_tokens=1 calls)
+    first_s: float  # seconds to the first new token (HF: as its streamer is handed it)
     load_s: float
     compile_s: float  # MAX's graph compile; 0 for HF
     threads: int
@@ -149,30 +148,43 @@ def run_hf(args) -> RowResult:
     model.generation_config.eos_token_id = None  # as eos_id=None in the MAX rows: always all new tokens
     ids = torch.tensor([prompt_ids(args.prompt_tokens, model.config.vocab_size)])
 
-    def generate(new: int):  # use_cache stays at its default, True: HF's own KV cache
+    def generate(new: int, streamer=None):  # use_cache stays at its default, True: HF's own KV cache
         with torch.no_grad():  # an explicit mask: HF would otherwise guess one from pad_token_id
             return model.generate(
-                ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, do_sample=False, pad_token_id=0
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=new,
+                do_sample=False,
+                pad_token_id=0,
+                streamer=streamer,
             )
 
     generate(1)  # warm-up, as in the MAX rows
-    # generate returns all tokens at once, so the first one is timed apart: the best of three calls, as a
-    # hiccup in one (another process's) would come off the decode time below and could even turn it negative
-    first = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        generate(1)
-        first = min(first, time.perf_counter() - start)
+
+    class Clock(transformers.generation.streamers.BaseStreamer):
+        """When generate hands out each token: first the prompt, then each new token as it is made."""
+
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    clock = Clock()
     start = time.perf_counter()
-    tokens = generate(args.new_tokens)[0, args.prompt_tokens :].tolist()
+    tokens = generate(args.new_tokens, clock)[0, args.prompt_tokens :].tolist()
     total = time.perf_counter() - start
+    first = clock.times[1] - start  # times[0]: the prompt
     detail = (
         f"torch {torch.__version__}, transformers {transformers.__version__}, "
         f"torch.set_num_threads({torch.get_num_threads()}), {model.config._attn_implementation} attention, "
         f"{str(model.dtype).removeprefix('torch.')}, no_grad, "
         f"generate(use_cache={model.generation_config.use_cache})"
     )
-    decode_tok_s = (len(tokens) - 1) / (total - first)  # less the separately timed prefill and first token
+    decode_tok_s = (len(tokens) - 1) / (clock.times[-1] - clock.times[1])  # after the first token, to the last
     return RowResult(
         "hf",
         tokens,
