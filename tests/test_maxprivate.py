@@ -169,3 +169,37 @@ def test_a_gather_out_of_bounds_is_recognised():
     assert maxprivate.index_out_of_bounds(cause), (
         f"MAX changed: an index outside a gather's table no longer says 'out of bounds': {cause!r}"
     )
+
+
+def test_every_compile_goes_through_inference_session_load():
+    """The hang watchdog does not count time while a thread is in InferenceSession.load
+    (maxprivate.compiler_code): both ways the course compiles must call it."""
+    import inspect
+
+    from max.engine.api import InferenceSession
+    from max.experimental.tensor import ComputeGraph
+    from max.nn.module_v3 import Module
+
+    assert maxprivate.compiler_code() is InferenceSession.load.__code__
+    for name, function in (("Module.compile", Module.compile), ("ComputeGraph.evaluate", ComputeGraph.evaluate)):
+        assert ".load(" in inspect.getsource(function), (
+            f"MAX changed: {name} no longer compiles through InferenceSession.load, so the hang watchdog "
+            "(tutorial/watchdog.py) would count its compile time as the learner's"
+        )
+
+
+def test_dim_arithmetic_outside_a_graph_names_no_mlir_context():
+    from max.dtype import DType
+    from max.graph import DeviceRef, Dim, Graph, TensorType
+
+    try:
+        Dim(4) + 3
+    except RuntimeError as error:
+        assert maxprivate.no_mlir_context(str(error)), (
+            f"MAX changed: Dim arithmetic outside a graph now says {str(error)!r}, not "
+            f"{maxprivate.NO_MLIR_CONTEXT!r}: tutorial/explain.py's advice for it never shows"
+        )
+    else:
+        pytest.fail("MAX changed: Dim arithmetic outside a graph now works; explain.py's advice for it is stale")
+    with Graph("dims", input_types=[TensorType(DType.float32, [3], device=DeviceRef.CPU())]):
+        assert int(Dim(4) + 3) == 7, "MAX changed: Dim arithmetic inside a graph no longer gives a Dim"

@@ -1,8 +1,11 @@
 """The job pool the maintainers' suite runs broken code in (tutorial/mutants.py): a job that kills its
 worker, or hangs past its limit, ends in a result that says so, and a fresh worker takes the next job."""
 
+import os
 import textwrap
 import time
+
+import pytest
 
 from tutorial.mutants import Job, Pool
 
@@ -70,5 +73,26 @@ def test_started_pool_runs_its_queue_while_nobody_waits(tmp_path):
         while not all(job.result for job in pool.jobs.values()) and time.monotonic() < end:
             time.sleep(0.1)
         assert [job.result and job.result[0] for job in pool.jobs.values()] == [0, 0]
+    finally:
+        pool.close()
+
+
+@pytest.mark.timeout(3)
+def test_a_job_waiting_in_the_queue_does_not_count_against_its_tests_limit(tmp_path):
+    """The pool saturated by slow jobs (sleeps): a quick job's test waits in the queue much longer than
+    its own 3 s limit and still passes, because its limit stops while it waits (`limit_paused`); the
+    job's own limit counts from when it starts."""
+    cores, pool = os.cpu_count() or 1, Pool()
+    sleep = ["-n", "1", "-r", "1", "__import__('time').sleep(4)"]
+    try:
+        for i in range(2 * cores):  # two rounds of sleeps ahead of it, however wide the pool gets
+            pool.add(("sleep", i), Job("timeit", sleep, tmp_path / f"sleep{i}", 60, fresh=True))
+        pool.start(cores)
+        pool.add("quick", Job("json.tool", [], tmp_path / "quick", 60, fresh=True, stdin="[1]"))
+        start = time.monotonic()
+        code, out, _ = pool.result("quick")
+        waited = time.monotonic() - start
+        assert code == 0 and out.strip() == "[\n    1\n]", out
+        assert waited > 6, f"the quick job waited only {waited:.1f} s: the pool was not saturated"
     finally:
         pool.close()

@@ -132,11 +132,12 @@ class Limits:
     seconds: float = SETTINGS["limits"]["seconds"]
     memory_gib: float = SETTINGS["limits"]["memory_gib"]
     import_seconds: float = SETTINGS["limits"]["import_seconds"]
+    hang_seconds: float = SETTINGS["limits"]["hang_seconds"]
     device: str = "cpu"
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
-    """--timeout, --memory, --import-timeout and --device, defaults from tutorial/grading.toml."""
+    """--timeout, --memory, --import-timeout, --hang-timeout and --device, defaults from tutorial/grading.toml."""
     parser.add_argument("--timeout", type=float, default=Limits.seconds, help="seconds per step")
     parser.add_argument(
         "--memory", type=float, default=Limits.memory_gib, help="address space per step, GiB (0: no limit)"
@@ -144,11 +145,17 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--import-timeout", type=float, default=Limits.import_seconds, help="seconds a step file may take to import"
     )
+    parser.add_argument(
+        "--hang-timeout",
+        type=float,
+        default=Limits.hang_seconds,
+        help="seconds the submitted code may run in one check, MAX's compiles not counted",
+    )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
 
 
 def limits(args: argparse.Namespace) -> Limits:
-    return Limits(args.timeout, args.memory, args.import_timeout, args.device)
+    return Limits(args.timeout, args.memory, args.import_timeout, args.hang_timeout, args.device)
 
 
 def submitted(folder: Path) -> list[int]:
@@ -174,6 +181,7 @@ def grade(folder: Path, limit: Limits, on_step=None, on_check=None) -> dict:
                 seconds=limit.seconds,
                 memory_gib=limit.memory_gib,
                 import_seconds=limit.import_seconds,
+                hang_seconds=limit.hang_seconds,
                 device=limit.device,
                 on_check=check_hook,
             )
@@ -189,7 +197,12 @@ def grade(folder: Path, limit: Limits, on_step=None, on_check=None) -> dict:
         "tolerance": session.get("tolerance"),
         "reference": session.get("reference"),
         "earlier_steps": "each step imports the reference solutions (solutions/solution_NN.py) of earlier steps",
-        "limits": {"seconds": limit.seconds, "memory_gib": limit.memory_gib, "import_seconds": limit.import_seconds},
+        "limits": {
+            "seconds": limit.seconds,
+            "memory_gib": limit.memory_gib,
+            "import_seconds": limit.import_seconds,
+            "hang_seconds": limit.hang_seconds,
+        },
         "steps": [scored(run, folder) for run in runs],
         "not_submitted": [n for n in built() if n not in steps],
         "submission_changed": [name for name, _ in changed],

@@ -26,6 +26,7 @@ from types import ModuleType
 
 from tutorial.course import solution_path, stub_path
 from tutorial.explain import MissingName, StepError, explain, missing_name, shown
+from tutorial.watchdog import Hung
 
 
 class Source:
@@ -69,6 +70,9 @@ class Source:
             raise ImportTimedOut(
                 f"your file did not finish importing in {seconds:g} s (an endless loop at top level?){at}"
             ) from error
+        except Hung:  # the watchdog: a top-level endless loop, named by the check harness
+            del sys.modules[name]
+            raise
         except BaseException as error:  # a learner's file may raise anything, even SystemExit
             del sys.modules[name]
             raise StepError(explain(error, path)) from error

@@ -110,6 +110,19 @@ def compiled_model(compiled):
     return model
 
 
+# -- compiling -------------------------------------------------------------------------------------------
+def compiler_code():
+    """The code object every MAX graph compile runs under, or None before MAX is imported.
+
+    That is `InferenceSession.load` (max/engine/api.py): `Module.compile` and the eager graph's evaluation
+    (`ComputeGraph.evaluate`, max/experimental/tensor.py) both compile through it, and MAX 25.7 releases
+    the GIL while it compiles, so another thread can see it on the stack. The hang watchdog
+    (tutorial/watchdog.py) counts no time while a thread is in it: a cold compile is not a hang.
+    """
+    api = sys.modules.get("max.engine.api")
+    return api.InferenceSession.load.__code__ if api else None
+
+
 # -- MAX's error text -----------------------------------------------------------------------------------
 # The RuntimeError of ComputeGraph.evaluate (max/experimental/tensor.py) when the eager graph fails to
 # compile or run, e.g. at an index out of range; MAX's own reason is the exception it was raised from.
@@ -159,6 +172,17 @@ def matmul_shapes(error: BaseException | None) -> tuple[str, str] | None:
         if found := MATMUL_SHAPES.search(str(each)):
             return found[1], found[2]
     return None
+
+
+# MAX builds a Dim's arithmetic (x.shape[1] + 1, Dim(n) + num_tokens) as MLIR attributes, which exist only
+# while a graph is being built (inside `with Graph(...)`, an @F.functional function, or a traced module);
+# outside one, max.graph's dims raise a bare RuntimeError with this text.
+NO_MLIR_CONTEXT = "No active MLIR context"
+
+
+def no_mlir_context(text: str) -> bool:
+    """The text is MAX's error for arithmetic on a Dim outside a graph."""
+    return NO_MLIR_CONTEXT in text
 
 
 def softmax_not_last_axis(error: BaseException | None) -> bool:

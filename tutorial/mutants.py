@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -187,6 +187,21 @@ class Fresh:
             self.process.wait()
 
 
+@contextmanager
+def limit_paused():
+    """pytest-timeout's limit on the running test (its signal method: a SIGALRM timer on the main thread)
+    stopped meanwhile, and re-armed afterwards with what was left of it."""
+    on_main = threading.current_thread() is threading.main_thread()
+    left = signal.getitimer(signal.ITIMER_REAL)[0] if on_main else 0.0
+    if left:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        yield
+    finally:
+        if left:
+            signal.setitimer(signal.ITIMER_REAL, left)
+
+
 def read_output(folder: Path) -> tuple[str, str]:
     return tuple(
         (folder / name).read_text(errors="replace") if (folder / name).exists() else ""
@@ -250,15 +265,21 @@ class Pool:
                 idle.give(job)
 
     def result(self, key) -> tuple[int, str, str]:
-        """(exit status, stdout, stderr) of the job queued under `key`."""
+        """(exit status, stdout, stderr) of the job queued under `key`.
+
+        The calling test's own time limit stops while it waits (`limit_paused`): the job has its own,
+        `Job.timeout`, counted from when a worker takes it. Otherwise a test whose job waits in the
+        queue behind slow ones (a cold MAX cache: half an hour of compiles) would time out for the
+        queue's sake, not its own."""
         job = self.jobs[key]
         with self.lock:
             self.waiting += 1
         try:
-            while job.result is None:
-                self.top_up()
-                if job.result is None:
-                    time.sleep(0.05)
+            with limit_paused():
+                while job.result is None:
+                    self.top_up()
+                    if job.result is None:
+                        time.sleep(0.05)
         finally:
             with self.lock:
                 self.waiting -= 1

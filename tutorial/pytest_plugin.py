@@ -1,15 +1,21 @@
 """The check harness every tests/test_step_NN.py shares (loaded by pytest.ini: -p).
 
-Options (see README):
+Options (see INSTRUCTORS.md):
   --use steps|solutions|DIR   what to check: your steps/ (default), the reference
                               solutions/, or a directory of step_NN.py files
   --device cpu|gpu            where MAX runs the checks (default cpu)
   --import-timeout S          seconds the step file may take to import (tutorial/grading.toml)
+  --hang-timeout S            seconds the code under check may run in one check, MAX's compiles and
+                              imports not counted (tutorial/grading.toml; tutorial/watchdog.py)
 
-The first check that times out (pytest-timeout, or the import limit) ends the run: a hang in one
-check is almost always a hang in every check, and each would wait out its own limit.
+Two limits catch a hang. The watchdog counts only the time the code under check runs, so an endless
+loop is named in seconds however long a cold compile takes; pytest-timeout's wall-clock limit
+(pytest.ini) is the backstop, long enough for cold compiles. The first check that times out (either
+limit, or the import limit) ends the run: a hang in one check is almost always a hang in every check,
+and each would wait out its own limit.
 """
 
+import contextlib
 import re
 import sys
 import traceback
@@ -28,6 +34,7 @@ from tutorial.explain import StepError, explain, shown  # noqa: E402
 from tutorial.impl import ImportTimedOut, Source  # noqa: E402
 from tutorial.reference import SMALL, Reference, reference  # noqa: E402
 from tutorial.runner import SETTINGS  # noqa: E402
+from tutorial.watchdog import Hung, Watchdog  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -40,6 +47,12 @@ def pytest_addoption(parser):
         default=SETTINGS["limits"]["import_seconds"],
         help="seconds the step file may take to import (default: tutorial/grading.toml)",
     )
+    group.addoption(
+        "--hang-timeout",
+        type=float,
+        default=SETTINGS["limits"]["hang_seconds"],
+        help="seconds the checked code may run in one check, compiles not counted (default: tutorial/grading.toml)",
+    )
 
 
 def step_number(path) -> int | None:
@@ -51,8 +64,22 @@ def checked_steps(config) -> list[int]:
     return sorted({n for arg in config.args if (n := step_number(arg.split("::")[0]))})
 
 
+WATCHDOG: list[Watchdog] = []  # this session's, while it runs
+
+
 def pytest_configure(config):
     checks.DEVICE = config.getoption("--device")
+    folders = {Source("solutions").path(1).parent}
+    with contextlib.suppress(StepError):  # a --use that is no directory: the header says so
+        folders.add(Source(config.getoption("--use")).path(1).parent)
+    WATCHDOG.append(Watchdog(config.getoption("--hang-timeout"), sorted(folders)).start())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Each check has the whole hang limit, its module's fixtures included."""
+    for watchdog in WATCHDOG:
+        watchdog.reset()
 
 
 def pytest_sessionstart(session):
@@ -102,6 +129,8 @@ def step(request, source):
     """The module under check: this test file's step, from --use (imported once per file)."""
     n = step_number(request.path)
     checks.LEARNER_FILE = source.path(n)
+    for watchdog in WATCHDOG:
+        watchdog.learner = source.path(n)
     try:
         return source.load(n, seconds=request.config.getoption("--import-timeout"))
     except ImportTimedOut:
@@ -134,7 +163,13 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         # pytest-timeout's failure, maybe wrapped: as the cause of a CheckFailure, or inside an import's StepError
         timeout = next((e for e in maxprivate.chain(error) if isinstance(e, pytest.fail.Exception)), None)
-        if timeout and (limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))):
+        hung = next((e for e in maxprivate.chain(error) if isinstance(e, Hung)), None)
+        if hung:  # the watchdog: the learner's code ran past --hang-timeout, compiles not counted
+            report.one_line = (
+                f"{hung}. An endless loop? (MAX's compile time is not counted: this was your code running)"
+            )
+            report.timed_out = True
+        elif timeout and (limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))):
             # also mid-compile, inside MAX; the signal method raised inside the code that was running
             report.one_line = (
                 f"timed out after {float(limit[1]):g} s{stopped_at(timeout)}. That is not a wrong answer: look for an "
@@ -197,6 +232,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 def pytest_unconfigure(config):
     """The last line a learner reads: done and what's next, or what to do now."""
+    while WATCHDOG:
+        WATCHDOG.pop().stop()
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     steps = checked_steps(config)
     if reporter is None or len(steps) != 1 or config.getoption("--use") == "solutions":

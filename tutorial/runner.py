@@ -120,6 +120,7 @@ def run_step(
     seconds: float | None = None,
     memory_gib: float | None = None,
     import_seconds: float | None = None,
+    hang_seconds: float | None = None,
     device: str = "cpu",
     on_check=None,
 ) -> StepRun:
@@ -129,6 +130,8 @@ def run_step(
     command = pytest_command(n, use, device) + ["-p", "tutorial.record", "-p", "no:cacheprovider"]
     if import_seconds is not None:
         command += ["--import-timeout", f"{import_seconds:g}"]
+    if hang_seconds is not None:
+        command += ["--hang-timeout", f"{hang_seconds:g}"]
     with tempfile.TemporaryDirectory(prefix="tutorial-run-") as tmp:
         record, output = Path(tmp, "record.jsonl"), Path(tmp, "output.txt")
         env = {**os.environ, "TUTORIAL_RECORD": str(record), "PYTHONDONTWRITEBYTECODE": "1"}
