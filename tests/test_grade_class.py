@@ -123,7 +123,7 @@ def test_grade_class_refuses_to_write_into_the_class(tmp_path):
 
 # -- hangs cost seconds --------------------------------------------------------------------------
 def test_a_top_level_endless_loop_costs_the_import_limit_not_minutes(tmp_path):
-    """The import limit ends it, not the step's (here 60 s) nor a check's (300 s). grading.toml's import
+    """The import limit ends it, not the step's (here 60 s) nor a check's (600 s). grading.toml's import
     limit is 60 s; test_workflow checks that `grade` applies it by default. Here it is 3 s."""
     folder = submission(tmp_path / "sub", step_01=HANG)
     start = time.monotonic()
