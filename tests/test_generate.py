@@ -6,6 +6,7 @@ on stderr and a non-zero exit, without a traceback.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import pool
 from tutorial import tiny as tiny_model
-from tutorial.course import ROOT, solution_path
+from tutorial.course import ROOT, solution_path, stub_path
 from tutorial.mutants import Job
 from tutorial.tiny import PROMPT
 
@@ -187,3 +188,30 @@ def test_gpu_without_a_gpu(tiny):
     one_line_error(
         generate("--model", tiny["dir"], "--use", "solutions", "--max-new-tokens", 8, "--device", "gpu"), "no GPU"
     )
+
+
+def test_quantize_q4_0_runs_step_14_in_step_13s_loop(tiny):
+    """--quantize q4_0: step 14's Linears in the KV-cache loop, weights' size and tok/s printed. Its greedy tokens
+    are Q4_0's own: a random-init model's top two logits are often closer than Q4_0's error, so they are not HF's."""
+    args = ["--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", NEW, "--greedy", "--use", "solutions"]
+    run = generate(*args, "--ids", "--quantize", "q4_0")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert len(new_ids(run)) == NEW, run.stderr[-2000:]
+    assert re.search(r"weights: [\d.]+ MB float32 -> [\d.]+ MB with Q4_0 matmuls", run.stderr), run.stderr[-2000:]
+    assert " tok/s; first token after " in run.stderr.splitlines()[-1] and "Q4_0)" in run.stderr.splitlines()[-1]
+
+
+def test_quantize_with_step_14_still_a_stub_is_one_line(tiny, tmp_path):
+    for n in range(1, 14):
+        shutil.copy(solution_path(n), tmp_path / f"step_{n:02d}.py")
+    shutil.copy(stub_path(14), tmp_path / "step_14.py")
+    run = generate(
+        "--model", tiny["dir"], "--prompt", PROMPT, "--max-new-tokens", 8, "--use", tmp_path, "--quantize", "q4_0"
+    )
+    one_line_error(run, "step 14 still has TODOs", 1)
+
+
+def test_quantize_perplexity_scores_the_paragraph_fp32_and_q4_0(tiny):
+    run = generate("--model", tiny["dir"], "--use", "solutions", "--quantize", "q4_0", "--perplexity")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert re.search(r"perplexity of the \d+-token paragraph .+: float32 [\d.]+, Q4_0 [\d.]+", run.stdout), run.stdout

@@ -3,13 +3,15 @@
   pixi run bench                                  # GPT-2 124M, 32-token prompt, 128 new tokens
   pixi run bench --repeats 3 --new-tokens 64 --threads 2
 
-Rows: step 12's loop (a full forward per token), step 13's KV-cache loop, and
-HF transformers' `generate` (torch, no_grad, its default attention, its own KV
+Rows: step 12's loop (a full forward per token), step 13's KV-cache loop, the
+same loop on step 14's Q4_0 weights (its own bytes per token; its tokens are
+reported as agreement with fp32's, not required equal), and HF transformers'
+`generate` (torch, no_grad, its default attention, its own KV
 cache). The weights are written once as a save_pretrained directory (pretrained
 GPT-2 if it is in the local HF cache, else the seeded random-init reference)
 and every row reads that directory in a fresh process, with the same prompt,
 greedy decoding, the same thread count and no stop at the end-of-text token,
-so all rows must give the same tokens. A row's process compiles (MAX) or loads
+so all fp32 rows must give the same tokens. A row's process compiles (MAX) or loads
 (HF), generates one token to warm up, then is timed; peak RSS is the process's
 own, load and compile included.
 
@@ -41,6 +43,7 @@ from tutorial.course import ROOT
 ROWS = {  # --row NAME: the table's label
     "step12": "MAX, step 12 loop (no cache)",
     "step13": "MAX, step 13 loop (KV cache)",
+    "step14": "MAX, step 14 loop (KV cache, Q4_0)",
     "hf": "HF generate (KV cache)",
 }
 # MAX 25.7's config key `runtime.num_threads` (libmax.so) as an env var; unset: the physical cores
@@ -89,7 +92,7 @@ def peak_rss() -> int:
 
 
 # -- the rows, each run by a child process -------------------------------------------------
-def run_max(args, cache: bool) -> RowResult:
+def run_max(args, cache: bool, quantize: str | None = None) -> RowResult:
     os.environ[MAX_THREADS] = str(args.threads)  # before MAX's runtime starts
     from tutorial import fastmax
 
@@ -101,7 +104,8 @@ def run_max(args, cache: bool) -> RowResult:
 
     path = Path(args.weights)
     config = read_config(path)
-    step12, loop, load_s, compile_s = build(Source(args.use), config, path, device_for(args.device), cache=cache)
+    device = device_for(args.device)
+    step12, loop, load_s, compile_s = build(Source(args.use), config, path, device, cache=cache, quantize=quantize)
     greedy, prompt = step12.Sampling(greedy=True), prompt_ids(args.prompt_tokens, config["vocab_size"])
     list(loop(prompt, 1, greedy, None))  # warm-up; eos_id None: every row makes all its new tokens
     tokens, first = [], None
@@ -112,7 +116,7 @@ def run_max(args, cache: bool) -> RowResult:
     total = time.perf_counter() - start
     detail = f"MAX {version('max')} ({args.device}, --use {args.use}), {MAX_THREADS}={args.threads} ({max_workers()})"
     return RowResult(
-        "step13" if cache else "step12",
+        "step14" if quantize else "step13" if cache else "step12",
         tokens,
         len(tokens) / total,
         (len(tokens) - 1) / (total - first),
@@ -251,15 +255,23 @@ def weights_dir(config) -> tuple[Path, str]:
     return path, ref.name
 
 
-def decode_bytes(path: Path) -> int:
+def decode_bytes(path: Path, quantized: bool = False) -> int:
     """Bytes one decode step reads: every weight once, the head (tied to wte) whole, but neither embedding table:
-    wte and wpe only give one row each to the new token."""
+    wte and wpe only give one row each to the new token. `quantized`: step 14's, whose matmul weights (and the
+    head, padded to a multiple of 32 rows) are Q4_0, 18 bytes per 32 weights."""
     with open(path / "model.safetensors", "rb") as f:  # the header: 8-byte length, then JSON with byte offsets
         header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
     masks = (".attn.bias", ".attn.masked_bias")  # buffers, not weights (older files store them)
     tensors = {k: v for k, v in header.items() if k != "__metadata__" and not k.endswith(masks)}
     size = {k.removeprefix("transformer."): v["data_offsets"][1] - v["data_offsets"][0] for k, v in tensors.items()}
     head = size.pop("lm_head.weight", size["wte.weight"])  # stored only when not tied
+    if quantized:
+        shapes = {k.removeprefix("transformer."): v["shape"] for k, v in tensors.items()}
+        matmuls = [k for k in size if k.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))]
+        for key in matmuls:  # Conv1D [in, out] -> Q4_0 [out, in / 32 * 18]
+            size[key] = -(-shapes[key][1] // 32) * 32 * shapes[key][0] // 32 * 18
+        rows, dim = shapes.get("lm_head.weight", shapes["wte.weight"])
+        head = -(-rows // 32) * 32 * dim // 32 * 18
     return sum(size.values()) - size["wte.weight"] - size["wpe.weight"] + head
 
 
@@ -318,9 +330,12 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{min(values):{fmt}}-{max(values):{fmt}}"
 
 
-def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floors: list[dict]) -> bool:
-    """Print the table; True when every run of every row gave the same tokens."""
+def report(
+    args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floors: list[dict], q4_bytes: int = 0
+) -> bool:
+    """Print the table; True when every run of every fp32 row gave the same tokens."""
     floor = statistics.median(f["gbs"] for f in floors) * 1e9 / weight_bytes  # tok/s
+    read = {row: q4_bytes if row == "step14" else weight_bytes for row in runs}  # bytes per decode step
     print(
         f"\nGPT-2: {name}; prompt {args.prompt_tokens} tokens, {args.new_tokens} new, greedy, no stop at eos; "
         f"device {args.device}; {plural(args.threads, 'thread')} per row ({usable_cores()} usable cores); "
@@ -332,7 +347,7 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
     width = max(len(ROWS[row]) for row in runs)
     print(
         f"\n{'':{width}} {'decode tok/s':>12} {'(min-max)':>15} {'read GB/s':>9} {'% of floor':>10} "
-        f"{'all tok/s':>9} {'first token':>11} {'peak RSS':>9}"
+        f"{'all tok/s':>9} {'first token':>11} {'peak RSS':>9} {'MB/token':>9}"
     )
     medians = {}
     for row, results in runs.items():
@@ -343,11 +358,12 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
         rss = max(r["peak_rss"] for r in results) / 2**30
         print(
             f"{ROWS[row]:{width}} {rate:12.2f} {'(' + spread(rates, '.2f') + ')':>15} "
-            f"{rate * weight_bytes / 1e9:9.2f} {rate / floor:10.0%} {overall:9.2f} {first:9.3f} s {rss:5.2f} GiB"
+            f"{rate * read[row] / 1e9:9.2f} {rate / floor:10.0%} {overall:9.2f} {first:9.3f} s {rss:5.2f} GiB "
+            f"{read[row] / 1e6:9.1f}"
         )
     print(
         "decode tok/s: the tokens after the first over the time after it (no prefill); all tok/s: every new "
-        "token over the whole call, prefill included"
+        "token over the whole call, prefill included; % of floor: of the float32 read floor below"
     )
     gbs = [f["gbs"] for f in floors]
     won = statistics.mode(f["method"] for f in floors)
@@ -360,7 +376,7 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
     if "hf" in medians:
         ratios = [
             f"{label} {medians[row] / medians['hf']:.2f}x"
-            for row, label in (("step13", "KV-cache loop"), ("step12", "step 12 loop"))
+            for row, label in (("step14", "Q4_0 loop"), ("step13", "KV-cache loop"), ("step12", "step 12 loop"))
             if row in medians
         ]
         print(f"vs HF generate, decode tok/s (median / median): {'; '.join(ratios)}")
@@ -372,7 +388,17 @@ def report(args, name: str, weight_bytes: int, runs: dict[str, list[dict]], floo
             f"the row's {plural(args.threads, 'thread')} on {usable_cores()} cores"
             + (": more than the free ones, so the table measures that contention too" if busy > free + 0.25 else "")
         )
-    return check_tokens(runs)
+    if "step14" in runs and "step13" in runs:  # Q4_0 moves the logits: its greedy tokens may leave fp32's
+        fp32 = runs["step13"][0]["tokens"]
+        same = [sum(a == b for a, b in zip(r["tokens"], fp32)) for r in runs["step14"]]
+        split = [
+            next((i for i, (a, b) in enumerate(zip(r["tokens"], fp32)) if a != b), len(fp32)) for r in runs["step14"]
+        ]
+        print(
+            f"step 14 (Q4_0) vs fp32 greedy tokens: {min(same)}-{max(same)} of {len(fp32)} equal, "
+            f"identical up to new token {min(split)}"
+        )
+    return check_tokens({row: results for row, results in runs.items() if row != "step14"})
 
 
 def check_tokens(runs: dict[str, list[dict]]) -> bool:
@@ -433,6 +459,7 @@ def main(argv=None) -> int:
         result = {
             "step12": lambda: run_max(args, False),
             "step13": lambda: run_max(args, True),
+            "step14": lambda: run_max(args, True, "q4_0"),
             "hf": lambda: run_hf(args),
             "floor": lambda: run_floor(args),
             "profile": lambda: run_profile(args),
@@ -441,6 +468,7 @@ def main(argv=None) -> int:
         return 0
 
     from tutorial.generate import Stop, choose_source, use_cache
+    from tutorial.impl import stub_steps
     from tutorial.inputs import valid_ids
     from tutorial.reference import SMALL
 
@@ -455,6 +483,8 @@ def main(argv=None) -> int:
         model["n_positions"] - args.new_tokens,
     )
     rows = [row for row in ROWS if not (row == "step12" and args.skip_no_cache)]
+    if args.device != "cpu":  # the quantized path is CPU-only in MAX 25.7
+        rows.remove("step14")
     if args.use != "solutions":  # the learner's steps: unfinished ones named here, not in a child's traceback
         try:
             source = choose_source(args.use)
@@ -462,6 +492,8 @@ def main(argv=None) -> int:
             sys.exit(f"bench: {stop}")
         if not use_cache(source):
             rows.remove("step13")
+        if not source.path(14).exists() or stub_steps(source, [14]):
+            rows.remove("step14")
     print(f"bench (pid {os.getpid()}): weights {path}; every run below is a fresh process", flush=True)
     if args.profile:  # the read floor, then the step's parts, each in its own process
         from tutorial import decode_profile
@@ -489,8 +521,11 @@ def main(argv=None) -> int:
             others = "" if result["others"] is None else f"; other processes busy on {result['others']:.1f} cores"
             print(f"  run {repeat + 1}/{args.repeats} {row:6} pid {result['pid']}: {what}{others}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"pid": os.getpid(), "runs": runs, "floor": floors}, indent=1))
-    return 0 if report(args, name, decode_bytes(path), runs, floors) else 1
+        sizes = {"fp32": decode_bytes(path), "q4_0": decode_bytes(path, quantized=True)}  # per decode step
+        args.json.write_text(
+            json.dumps({"pid": os.getpid(), "name": name, "bytes": sizes, "runs": runs, "floor": floors}, indent=1)
+        )
+    return 0 if report(args, name, decode_bytes(path), runs, floors, decode_bytes(path, quantized=True)) else 1
 
 
 if __name__ == "__main__":

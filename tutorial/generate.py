@@ -10,6 +10,9 @@ the pretrained GPT-2 weights from the local HuggingFace cache (`pixi run
 weights` puts them there) or a `save_pretrained` directory (`--model DIR`).
 It never downloads. Text streams as it is generated; the last line gives
 tokens per second and the time to the first token.
+
+  pixi run generate --quantize q4_0               # step 14: 4-bit weights, MAX's CPU kernels
+  pixi run generate --quantize q4_0 --perplexity  # fp32 and Q4_0 perplexity of PARAGRAPH
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ def parse(argv) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
     parser.add_argument("--ids", action="store_true", help="also print the new token ids (stderr)")
+    parser.add_argument("--quantize", choices=["q4_0"], help="step 14: the Linears' weights as Q4_0 blocks (CPU)")
+    parser.add_argument(
+        "--perplexity", action="store_true", help="with --quantize: fp32 and quantized perplexity of a fixed paragraph"
+    )
     args = parser.parse_args(argv)
     if args.greedy and (args.temperature is not None or args.top_k is not None):
         raise Stop("--greedy takes the most likely token: drop --temperature/--top-k, or drop --greedy to sample")
@@ -81,6 +88,10 @@ def parse(argv) -> argparse.Namespace:
         raise Stop("the prompt is empty: give some text to continue with --prompt")
     if args.max_new_tokens < 1:
         raise Stop(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens})")
+    if args.quantize and args.device != "cpu":
+        raise Stop("--quantize: the quantized path is CPU-only in MAX 25.7; on a GPU, drop --quantize (fp32)")
+    if args.perplexity and not args.quantize:
+        raise Stop("--perplexity compares fp32 with a quantized model: add --quantize q4_0")
     return args
 
 
@@ -196,11 +207,12 @@ def to_device(model, device) -> None:
         model.apply_to_parameters(lambda _, t: Tensor(storage=t.storage.to(device)))
 
 
-def build(source: Source, config: dict, path: Path, device, cache: bool | None = None):
+def build(source: Source, config: dict, path: Path, device, cache: bool | None = None, quantize: str | None = None):
     """(step 12's module, the loop, load seconds, compile seconds).
 
     `loop(ids, max_new_tokens, sampling, eos_id)` yields new token ids. `cache`: True for step 13's
     KV-cache loop, False for step 12's full forward per token, None for step 13 once it is done.
+    `quantize`: "q4_0" swaps the model's Linears for step 14's quantized ones before compiling.
     """
     from tutorial import fastmax
 
@@ -220,6 +232,8 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
     except step11.WeightError as error:
         raise Stop(f"--model {path}: {error}", 1) from None
     to_device(model, device)
+    if quantize:
+        quantized(source, model)
     loaded = time.perf_counter()
     print(
         "compiling the model (once: a minute or two on a cold MAX cache, seconds after)...", file=sys.stderr, flush=True
@@ -234,6 +248,73 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
         compiled = step12.compile_model(model, device)
         loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731
     return step12, loop, loaded - start, time.perf_counter() - loaded
+
+
+def weight_bytes(model) -> int:
+    import numpy as np
+
+    return sum(np.from_dlpack(p).nbytes for _, p in model.parameters)
+
+
+def quantized(source: Source, model):
+    """Step 14's quantize_model on the loaded model, in place; one line for a step 14 still a stub."""
+    if stub_steps(source, [14]):
+        raise Stop(
+            f"--quantize: step 14 still has TODOs ({source.shown(14)}): finish it (pixi run s14), "
+            "or run the reference with --use solutions",
+            1,
+        )
+    step14 = source.load(14, chain=True)
+    before = weight_bytes(model)
+    step14.quantize_model(model)
+    print(
+        f"weights: {before / 1e6:.1f} MB float32 -> {weight_bytes(model) / 1e6:.1f} MB with Q4_0 matmuls "
+        "(wte, wpe, LayerNorms and biases stay float32)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return model
+
+
+# a paragraph the repo ships, for --perplexity: fp32 and Q4_0 scored on the same tokens
+PARAGRAPH = (
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
+    "after the engineer Gustave Eiffel, whose company designed and built the tower from 1887 to 1889. "
+    "Locally nicknamed the Iron Lady, it was constructed as the centrepiece of the 1889 World's Fair, and "
+    "to crown the centennial anniversary of the French Revolution."
+)
+
+
+def perplexity(source: Source, config: dict, path: Path, tokenizer) -> None:
+    """exp(mean next-token loss) over PARAGRAPH, fp32 then Q4_0, from one full forward each."""
+    import numpy as np
+    from max.driver import CPU
+    from max.dtype import DType
+    from max.experimental.tensor import Tensor
+    from max.graph import DeviceRef, TensorType
+
+    from tutorial import fastmax
+
+    fastmax.prepare()
+    source.load(12, chain=True)  # every solutions.solution_NN import now reads `source`
+    step01 = importlib.import_module("solutions.solution_01")
+    step11 = importlib.import_module("solutions.solution_11")
+    ids = np.array([tokenizer.encode(PARAGRAPH).ids[: config["n_positions"]]], dtype=np.int64)
+    model = step11.MaxGPT2LMHeadModel(step01.GPT2Config(**{k: config[k] for k in CONFIG_FIELDS if k in config}))
+    step11.load_gpt2(model, path)
+    scores = {}
+    for name in ("float32", "Q4_0"):
+        if name == "Q4_0":
+            quantized(source, model)
+        compiled = model.compile(TensorType(DType.int64, list(ids.shape), device=DeviceRef.CPU()))
+        z = compiled(Tensor.from_dlpack(ids)).storage.to(CPU()).to_numpy()[0].astype(np.float64)  # [T, vocab]
+        logp = z - z.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        scores[name] = float(np.exp(-logp[np.arange(ids.shape[1] - 1), ids[0, 1:]].mean()))
+    print(
+        f"perplexity of the {ids.shape[1]}-token paragraph (weights {path}): float32 {scores['float32']:.2f}, "
+        f"Q4_0 {scores['Q4_0']:.2f} ({scores['Q4_0'] / scores['float32'] - 1:+.1%})"
+    )
 
 
 def use_cache(source: Source) -> bool:
@@ -275,6 +356,14 @@ def run(argv) -> int:
     path = model_dir(args.model)
     config = read_config(path)
     tokenizer = load_tokenizer(path)
+    if args.perplexity:  # scores PARAGRAPH, no prompt: nothing to generate
+        try:
+            perplexity(source, config, path, tokenizer)
+        except Stop:
+            raise
+        except Exception as error:  # the learner's code: one line with file, line and TODO
+            raise Stop(explain(error, source.path(14)), 1) from None
+        return 0
     ids = tokenizer.encode(args.prompt).ids
     check_ids(ids, config, args, tokenizer, path)
     device = device_for(args.device)
@@ -282,7 +371,7 @@ def run(argv) -> int:
         names = ", ".join(f"{n:02d}" for n in missing)
         print(f"note: no step {names} in {source.use}/: the reference solution stands in", file=sys.stderr)
     try:
-        step12, loop, load_s, compile_s = build(source, config, path, device)
+        step12, loop, load_s, compile_s = build(source, config, path, device, quantize=args.quantize)
         new, first, total = stream(step12, loop, ids, args, config, tokenizer)
     except Stop:
         raise
@@ -293,7 +382,8 @@ def run(argv) -> int:
         print(f"new token ids: {new}", file=sys.stderr)
     print(
         f"{len(new)} new tokens in {total:.2f} s: {len(new) / total:.2f} tok/s; first token after {first:.2f} s "
-        f"(load {load_s:.1f} s, compile {compile_s:.1f} s; {mode}; model from {source.use}, {args.device})",
+        f"(load {load_s:.1f} s, compile {compile_s:.1f} s; {mode}; model from {source.use}, {args.device}"
+        f"{', ' + args.quantize.upper() if args.quantize else ''})",
         file=sys.stderr,
     )
     return 0
