@@ -45,20 +45,28 @@ jobs:
         with:
           python-version: '3.11'
           cache: pip
-      # compiled MAX kernels and the HF reference's outputs: a student's next push starts warm
-      - name: Kernel and reference caches
-        uses: actions/cache@v4
+      - name: MAX's version, from requirements.txt (the compile cache's key)
+        id: max
+        run: echo "version=$(sed -n 's/^max==//p' requirements.txt)" >> "$GITHUB_OUTPUT"
+      # MAX compiles into ~/.local/share/modular; the HF reference's outputs go to
+      # ~/.cache/gpt2-max-tutorial. A push that changes steps/ saves its compiles, and every
+      # push starts from the newest cache of this MAX version: only changed code compiles.
+      - name: Restore MAX's compile cache and the HF reference's outputs
+        id: cache
+        uses: actions/cache/restore@v5.0.5
         with:
           path: |
             ~/.local/share/modular
             ~/.cache/gpt2-max-tutorial
-          key: gpt2-max-${{{{ hashFiles('requirements.txt', 'solutions/*.py', 'tests/test_step_*.py') }}}}
+          key: gpt2-max-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-max${{{{ steps.max.outputs.version }}}}-${{{{ hashFiles('steps/**') }}}}-${{{{ hashFiles('tutorial/**', 'solutions/**') }}}}
+          restore-keys: |
+            gpt2-max-${{{{ runner.os }}}}-${{{{ runner.arch }}}}-max${{{{ steps.max.outputs.version }}}}-
       - name: Install the course's pins (the README's pip path)
         run: |
           python -m venv .venv
           .venv/bin/pip install -r requirements.txt --extra-index-url https://download.pytorch.org/whl/cpu
           echo "$PWD/.venv/bin" >> "$GITHUB_PATH"
-"""
+"""  # noqa: E501 (the cache key is one YAML line)
 
 STEP = """\
       - name: s{n:02d} {title}
@@ -72,10 +80,24 @@ STEP = """\
 """
 
 
+# saved even when a check failed (a student's usual push), under the restore step's key
+SAVE = """\
+      - name: Save the caches
+        if: ${{ !cancelled() && steps.cache.outputs.cache-hit != 'true' }}
+        uses: actions/cache/save@v5.0.5
+        with:
+          path: |
+            ~/.local/share/modular
+            ~/.cache/gpt2-max-tutorial
+          key: ${{ steps.cache.outputs.cache-primary-key }}
+"""
+
+
 def render(points: dict[int, float]) -> str:
     minutes = math.ceil(SETTINGS["limits"]["seconds"] / 60)  # the command grader's timeout is in minutes
     text = HEAD.format(total=sum(points.values()))
     text += "".join(STEP.format(n=n, title=TITLES[n], minutes=minutes, points=p) for n, p in points.items())
+    text += SAVE
     text += "      - name: Autograding Reporter\n"
     text += "        uses: classroom-resources/autograding-grading-reporter@v1\n"
     text += "        env:\n"
