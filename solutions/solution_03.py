@@ -6,7 +6,8 @@ normalizes before attention, before the MLP, and once more at the end.
 
 Tasks:
   1. Create the learned parameters `weight` (ones) and `bias` (zeros).
-  2. Normalize the last axis with F.layer_norm and this layer's epsilon.
+  2. The mean and the variance of each token's vector (the last axis).
+  3. Normalize with them and this layer's epsilon, then scale and shift.
 
 Check your work: pixi run s03
 """
@@ -26,4 +27,8 @@ class LayerNorm(Module):
         self.bias = Tensor.zeros([dim])  # beta: no shift at init
 
     def __call__(self, x: Tensor) -> Tensor:
-        return F.layer_norm(x, gamma=self.weight, beta=self.bias, epsilon=self.eps)
+        mean = x.mean(axis=-1)  # [..., 1]: one per token, kept for broadcasting
+        var = ((x - mean) ** 2).mean(axis=-1)  # [..., 1]: divided by dim, not dim - 1
+
+        normalized = (x - mean) * F.rsqrt(var + self.eps)  # mean 0, variance 1
+        return normalized * self.weight + self.bias

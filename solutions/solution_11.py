@@ -5,13 +5,14 @@ vocabulary token. GPT-2 reuses the token table for this (`lm_head` is tied
 to `wte`): a token scores high when its embedding points the same way as
 the model's output.
 
-HF stores four weights per block as Conv1D, [in, out]. A Linear wants
-[out, in], so exactly those four are transposed on the way in.
+HF's checkpoint is not laid out as this model is: hf_to_max converts it.
 
 Tasks:
   1. Create `transformer` (the step-10 GPT2Model) and `lm_head` (no bias).
   2. __call__: the body, then the head: [B, T] ids -> [B, T, vocab_size] logits.
-  3. Name the HF weights stored as Conv1D, which hf_to_max transposes.
+  3. hf_to_max: keep only parameters, under this model's names.
+  4. hf_to_max: transpose the weights HF stores as Conv1D, [in, out].
+  5. hf_to_max: the head, tied to the token table.
 
 Check your work: pixi run s11
 """
@@ -41,29 +42,31 @@ class MaxGPT2LMHeadModel(Module):
         return self.lm_head(hidden)  # [B, T, vocab_size]
 
 
-# attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj: HF Conv1D layers, weights [in, out]
-CONV1D_WEIGHTS = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
-
-# causal-mask buffers some HF checkpoints carry; they are not parameters
-MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
-
-
 class WeightError(ValueError):
     """A checkpoint that does not fit the model: the message names the key."""
 
 
 def hf_to_max(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """HF GPT-2 tensors -> this model's layout.
+    """HF GPT-2 tensors -> this model's state dict, in MAX's layout (float32).
 
-    Drops the mask buffers and transposes the Conv1D weights.
+    `state` is the hub's checkpoint, named as HF's GPT2Model ("h.0.ln_1.weight",
+    with the causal-mask buffers "h.0.attn.bias"), or the state dict of HF's
+    GPT2LMHeadModel ("transformer.h.0.ln_1.weight").
     """
     out = {}
     for key, value in state.items():
-        if key.endswith(MASK_BUFFERS):
+        if key.endswith((".attn.bias", ".attn.masked_bias")):  # not c_attn.bias
             continue
+        if not key.startswith(("transformer.", "lm_head.")):
+            key = f"transformer.{key}"  # the hub's names are GPT2Model's
+
+        # attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj: [in, out] -> [out, in]
+        conv1d = key.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))
         value = np.asarray(value, dtype=np.float32)
-        value = value.T if key.endswith(CONV1D_WEIGHTS) else value
-        out[key] = np.ascontiguousarray(value)
+        out[key] = np.ascontiguousarray(value.T if conv1d else value)
+
+    if "transformer.wte.weight" in out:  # HF saves no head: it is wte
+        out.setdefault("lm_head.weight", out["transformer.wte.weight"])
     return out
 
 
@@ -119,19 +122,6 @@ def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
 def load_gpt2(
     model: MaxGPT2LMHeadModel, source: Mapping[str, np.ndarray] | Path
 ) -> None:
-    """Load an HF GPT2LMHeadModel state dict, or a checkpoint directory, into `model`.
-
-    HF stores no lm_head.weight (the head was tied to wte in training): it is
-    filled with a copy of transformer.wte.weight here, at load time.
-    """
-    state = read_checkpoint(source) if isinstance(source, (str, Path)) else dict(source)
-    state = {
-        # hub files of the bare GPT2Model drop the "transformer." prefix
-        k if k.startswith(("transformer.", "lm_head.")) else f"transformer.{k}": v
-        for k, v in state.items()
-    }
-    state = hf_to_max(state)
-    if "transformer.wte.weight" in state:
-        # tied at load time: lm_head is its own parameter, holding wte's values
-        state.setdefault("lm_head.weight", state["transformer.wte.weight"])
-    load_weights(model, state)
+    """Load HF's GPT-2 tensors, or a checkpoint directory, into `model`."""
+    state = read_checkpoint(source) if isinstance(source, (str, Path)) else source
+    load_weights(model, hf_to_max(state))

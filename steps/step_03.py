@@ -6,7 +6,8 @@ normalizes before attention, before the MLP, and once more at the end.
 
 Tasks:
   1. Create the learned parameters `weight` (ones) and `bias` (zeros).
-  2. Normalize the last axis with F.layer_norm and this layer's epsilon.
+  2. The mean and the variance of each token's vector (the last axis).
+  3. Normalize with them and this layer's epsilon, then scale and shift.
 
 Check your work: pixi run s03
 """
@@ -28,6 +29,10 @@ class LayerNorm(Module):
         self.bias = None
 
     def __call__(self, x: Tensor) -> Tensor:
-        # TODO 2: normalize x over its last axis with F.layer_norm, scaled by weight,
-        #   shifted by bias, with self.eps.
+        # TODO 2: the mean and the variance of x over its last axis: [..., 1] each.
+        mean = None
+        var = None
+
+        # TODO 3: normalize x with mean, var and self.eps, then scale by weight and
+        #   shift by bias: [..., dim].
         return None

@@ -4,9 +4,10 @@ Embed tokens and positions, run the sum through n_layer blocks, and
 normalize once more. The result is one n_embd-vector per position, ready
 for the language-model head of step 11.
 
-The body extends your embeddings of steps 05 and 06: it is a GPT2Embeddings
-and a GPT2PositionEmbeddings, so their tables are its own `wte` and `wpe`,
-under HF's names (`transformer.wte.weight`), and their lookups are yours.
+The body extends your step-06 embeddings (which extend step 05's): their
+tables are its own `wte` and `wpe`, under HF's names
+(`transformer.wte.weight`), and their lookups are yours. It adds the
+blocks and the final LayerNorm (the lines marked NEW).
 
 Tasks:
   1. Create the Sequential `h` of n_layer blocks, and ln_f.
@@ -21,21 +22,19 @@ from max.nn.module_v3 import Sequential
 
 from solutions.solution_01 import GPT2Config
 from solutions.solution_03 import LayerNorm
-from solutions.solution_05 import GPT2Embeddings
 from solutions.solution_06 import GPT2PositionEmbeddings
 from solutions.solution_09 import GPT2Block
 
 
-class GPT2Model(GPT2Embeddings, GPT2PositionEmbeddings):
+class GPT2Model(GPT2PositionEmbeddings):
     """The transformer body: embeddings, n_layer blocks, final LayerNorm."""
 
     def __init__(self, config: GPT2Config):
-        GPT2Embeddings.__init__(self, config)  # self.wte, from step 05
-        GPT2PositionEmbeddings.__init__(self, config)  # self.wpe, from step 06
+        super().__init__(config)  # self.wte and self.wpe, from steps 05 and 06
         # TODO 1: the Sequential `h` of n_layer GPT2Blocks, and the final
         #   LayerNorm ln_f.
-        self.h = None
-        self.ln_f = None
+        self.h = None  # NEW
+        self.ln_f = None  # NEW
 
     def __call__(self, input_ids: Tensor, position_ids: Tensor | None = None) -> Tensor:
         if position_ids is None:  # the whole text: 0..T-1 (step 13 passes others)
@@ -43,7 +42,5 @@ class GPT2Model(GPT2Embeddings, GPT2PositionEmbeddings):
             position_ids = Tensor.arange(
                 seq, dtype=DType.int64, device=input_ids.device
             )
-        # TODO 2: step 05's lookup plus step 06's, then the blocks, then ln_f.
-        #   Call them as GPT2Embeddings.__call__(self, ...): self(...) would be
-        #   this method.
-        return None
+        # TODO 2: the embeddings of steps 05 and 06, then the blocks, then ln_f.
+        return None  # NEW: [B, T, n_embd]

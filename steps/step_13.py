@@ -66,8 +66,8 @@ class GPT2WithCache(Module):
     def __call__(self, input_ids: Tensor, position_ids: Tensor, *cache: Tensor):
         # each block's attention is a CachedAttention (engine.compile_cached)
         attns = [block.attn for block in self.model.transformer.h]
-        # TODO 2: block i's attention gets (cache[2 * i], cache[2 * i + 1]);
-        #   in the prefill (no cache), None.
+        # TODO 2: set each block's attn.past from the flat cache, laid out as
+        #   new_cache below; the prefill has no cache.
         for i, attn in enumerate(attns):
             attn.past = None
 

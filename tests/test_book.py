@@ -217,6 +217,143 @@ def test_every_reference_solution_is_folded_away():
             )
 
 
+FOLDED_INCLUDE = re.compile(
+    r"<summary>Show the line\(s\) for task (\d+)</summary>\s*```python\n"
+    r"\{\{#include \.\./\.\./solutions/solution_(\d\d)\.py:(\d+):(\d+)\}\}"
+)
+
+
+def test_every_folded_answer_includes_exactly_its_tasks_lines():
+    """A folded answer that includes solution lines by number includes those of its own task: a
+    solution that gains or loses a line above would otherwise show the wrong lines."""
+    from tutorial.course import solution_path, stub_path
+    from tutorial.hint import solution_lines
+
+    wrong = []
+    for chapter in sorted(SRC.glob("step_*.md")):
+        for task, n, first, last in FOLDED_INCLUDE.findall(chapter.read_text()):
+            n, task, first, last = int(n), int(task), int(first), int(last)
+            lines = solution_lines(stub_path(n).read_text(), solution_path(n).read_text()).get(task)
+            if lines is None:
+                wrong.append(f"{chapter.name}: task {task} has no TODO block in steps/step_{n:02d}.py")
+            elif (first, last) != (lines[0], lines[0] + len(lines[1]) - 1):
+                want = f"{lines[0]}:{lines[0] + len(lines[1]) - 1}"
+                got = f"solution_{n:02d}.py:{first}:{last}"
+                wrong.append(f"{chapter.name}: task {task} includes {got}, its lines are {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+# -- the MAX primer ----------------------------------------------------------------------------
+# each idea of book/src/max_primer.md: its section's id, and how a chapter's text shows it uses it
+PRIMER_IDEAS = {
+    "tensor": r"\bTensor\.\w+\(|\bdtype\b",  # an eager Tensor, its device and dtype
+    "graphs": r"\bcompil",  # graphs, compiled once per graph and cached
+    "module": r"\bModule\b|load_state_dict",
+    "dim": r"\bDim\b|symbolic",
+    "functional": r"F\.functional",
+    "two-tensors": r"\bdriver\.Tensor\b",
+}
+# links beyond the first use that a chapter needs all the same (issue 28)
+PRIMER_ALSO = {"step_07.md": {"functional"}, "step_12.md": {"graphs", "dim", "two-tensors"}}
+
+
+def primer_links_missing() -> list[str]:
+    """The step chapter that first uses each idea (in SUMMARY.md's order, its own text, includes not
+    expanded) must link the primer's section on it; so must the chapters PRIMER_ALSO names. And every
+    section id must exist in the primer."""
+    primer = (SRC / "max_primer.md").read_text()
+    chapters = [file for _, file in summary_chapters() if file.startswith("step_")]
+    missing = []
+    for idea, pattern in PRIMER_IDEAS.items():
+        if f"{{#{idea}}}" not in primer:
+            missing.append(f"max_primer.md has no section {{#{idea}}}")
+        first = next((f for f in chapters if re.search(pattern, (SRC / f).read_text())), None)
+        needing = {first} if first else set()
+        needing |= {f for f, ideas in PRIMER_ALSO.items() if idea in ideas}
+        for chapter in sorted(needing):
+            if f"max_primer.md#{idea}" not in (SRC / chapter).read_text():
+                missing.append(f"{chapter} uses {idea!r} but does not link ./max_primer.md#{idea}")
+    return missing
+
+
+def test_each_idea_links_the_max_primer_where_a_chapter_first_uses_it():
+    assert (SRC / "max_primer.md").exists(), "book/src/max_primer.md is missing"
+    assert not (missing := primer_links_missing()), "\n".join(missing)
+
+
+# -- one source for the steps: tutorial/course.toml ---------------------------------------------
+# a row of a step table: | [NN](.../step_NN.md) | ... | N&nbsp;min |
+STEP_ROW = re.compile(r"^\| \[(\d\d)\]\([^)]*step_(\d\d)\.md\) \|(.*)\| (\d+)&nbsp;min \|$", re.M)
+
+
+def step_table_disagrees(text: str, where: str, folder: str = "./") -> list[str]:
+    """What a step table in `text` gets wrong about tutorial/course.toml, one line each: its steps
+    (all of them, in order), each step's minutes, and *optional* exactly on the steps that are not
+    part of the model (model = false)."""
+    from tutorial.course import STEPS
+
+    rows = {int(n): (int(link), body, int(minutes)) for n, link, body, minutes in STEP_ROW.findall(text)}
+    wrong = []
+    if list(rows) != list(STEPS):
+        wrong.append(f"{where}: the step table lists steps {list(rows)}; tutorial/course.toml has {list(STEPS)}")
+    for n, step in STEPS.items():
+        optional = "" if step.model else "*optional:* "
+        row = f"| [{n:02d}]({folder}step_{n:02d}.md) | {optional}... | ... | {step.minutes}&nbsp;min |"
+        if n not in rows:
+            wrong.append(f"{where}: no row for step {n:02d}; write one like `{row}`")
+            continue
+        link, body, minutes = rows[n]
+        if link != n:
+            wrong.append(f"{where}: the row of step {n:02d} links step_{link:02d}.md")
+        if minutes != step.minutes:
+            wrong.append(f"{where}: step {n:02d} takes {minutes} min, tutorial/course.toml says {step.minutes}")
+        if ("optional" in body) == step.model:
+            wrong.append(
+                f"{where}: step {n:02d} is "
+                + ("marked optional, but course.toml has model = true" if step.model else "not marked *optional:*")
+            )
+    return wrong
+
+
+def test_the_introduction_lists_the_steps_of_course_toml():
+    from tutorial.course import STEPS
+
+    text = (SRC / "introduction.md").read_text()
+    wrong = step_table_disagrees(text, "book/src/introduction.md")
+    model = sum(step.minutes for step in STEPS.values() if step.model)
+    optional = sum(step.minutes for step in STEPS.values() if not step.model)
+    hours = f"({model // 60}&nbsp;h&nbsp;{model % 60}&nbsp;min)"
+    if f"add up to {model} minutes\n{hours}" not in text and f"add up to {model} minutes {hours}" not in text:
+        wrong.append(f"book/src/introduction.md: the steps of the model add up to {model} minutes {hours}")
+    if f"optional steps take {optional} minutes more" not in text:
+        wrong.append(f"book/src/introduction.md: the optional steps take {optional} minutes more")
+    for n, step in STEPS.items():
+        if not step.model and f"Step {n:02d}" not in text and f"Step {n}," not in text:
+            wrong.append(f"book/src/introduction.md never says that step {n:02d} is optional (not part of the model)")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_readme_lists_the_steps_of_course_toml():
+    wrong = step_table_disagrees((ROOT / "README.md").read_text(), "README.md", "book/src/")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_step_table_that_disagrees_with_course_toml_is_named():
+    """The check above, on broken copies of the introduction's table."""
+    text = (SRC / "introduction.md").read_text()
+    assert not step_table_disagrees(text, "intro")
+    first = STEP_ROW.search(text)[0]
+    assert "no row for step 01" in "\n".join(step_table_disagrees(text.replace(first + "\n", ""), "intro"))
+    slower = first.replace("&nbsp;min", "0&nbsp;min")
+    assert "step 01 takes" in "\n".join(step_table_disagrees(text.replace(first, slower), "intro"))
+    from tutorial.course import STEPS
+
+    optional = next(f"{n:02d}" for n, step in STEPS.items() if not step.model)
+    row = next(m[0] for m in STEP_ROW.finditer(text) if m[1] == optional)
+    unmarked = text.replace(row, row.replace("*optional:* ", ""))
+    assert f"step {optional} is not marked" in "\n".join(step_table_disagrees(unmarked, "intro"))
+
+
 # -- a real browser ----------------------------------------------------------------------
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
@@ -392,3 +529,53 @@ def test_every_figure_in_a_step_chapter_is_drawn(built, site, browser):
 def test_no_code_block_in_a_step_chapter_scrolls_sideways(built, site, browser):
     wide = [line for line in step_chapter_problems(built, site, browser) if line.startswith("scroll ")]
     assert not wide, f"{len(wide)} code blocks scroll sideways at 1280 px:\n" + "\n".join(wide)
+
+
+def literal_markdown(built, site, browser) -> list[str]:
+    """Each chapter of SUMMARY.md in a browser: text that shows Markdown's own marks, as a list item
+    ("- ...") or a backtick outside code, where the Markdown did not render (an <img> line right
+    before a list item turns the item into raw HTML, shown as typed)."""
+    # a chapter listed but not written is test_every_chapter_file_is_in_the_summary's to report
+    chapters = [file for _, file in summary_chapters() if (SRC / file).exists()]
+    probe = built.out / "literal-probe.html"
+    frames = "".join(
+        f'<iframe src="{name.replace(".md", ".html")}" width="1280" height="1000"></iframe>' for name in chapters
+    )
+    probe.write_text(f"""<!DOCTYPE html><html><head><title>probe</title></head><body>{frames}
+<script>
+const frames = [...document.querySelectorAll("iframe")], found = [];
+let left = frames.length;
+const measure = frame => {{
+  const doc = frame.contentDocument, page = frame.getAttribute("src");
+  const main = doc.querySelector("main");
+  if (!main) found.push("load " + page + " did not load");
+  const walk = main ? doc.createTreeWalker(main, NodeFilter.SHOW_TEXT) : null;
+  for (let node = walk && walk.nextNode(); node; node = walk.nextNode()) {{
+    if (node.parentElement.closest("pre, code, script, style, kbd, samp")) continue;
+    const text = node.textContent;
+    const item = text.match(/(^|\\n)\\s*[-*+] \\S.{{0,60}}/), tick = text.match(/.{{0,30}}`.{{0,30}}/);
+    if (item) found.push("literal " + page + ": a list item shown as text: " + item[0].trim());
+    else if (tick) found.push("literal " + page + ": a backtick shown as text: " + tick[0].trim());
+  }}
+  if (--left === 0) {{
+    const out = document.createElement("pre"); out.id = "result";
+    out.textContent = "checked " + frames.length + "\\n" + found.join("\\n");
+    document.body.appendChild(out);
+  }}
+}};
+frames.forEach(frame => frame.addEventListener("load", () => measure(frame)));
+</script></body></html>""")
+    try:
+        dom = browser(site + "literal-probe.html")
+    finally:
+        probe.unlink()
+    result = re.search(r'<pre id="result">(.*?)</pre>', dom, re.S)
+    assert result, "the literal-text probe page did not finish: a chapter never loaded"
+    lines = html.unescape(result[1]).strip().splitlines()
+    assert lines[0] == f"checked {len(chapters)}", f"the probe checked {lines[0]}, not {len(chapters)} chapters"
+    return lines[1:]
+
+
+def test_no_chapter_shows_markdown_as_literal_text(built, site, browser):
+    literal = literal_markdown(built, site, browser)
+    assert not literal, f"{len(literal)} places where Markdown shows as typed:\n" + "\n".join(literal)

@@ -126,8 +126,8 @@ def test_summary_lists_every_step_in_order_with_its_title():
 def test_the_registry_checks_catch_a_stray_task_and_a_wrong_title():
     """The two checks above, on a broken copy of pixi.toml's tasks and of SUMMARY.md."""
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
-    assert step_tasks_disagree({**tasks, "s14": "python -m pytest tests/test_step_14.py"}) == [
-        "pixi.toml: task s14 looks like a step's, but tutorial/course.toml has no such step"
+    assert step_tasks_disagree({**tasks, "s99": "python -m pytest tests/test_step_99.py"}) == [
+        "pixi.toml: task s99 looks like a step's, but tutorial/course.toml has no such step"
     ]
     del tasks["s05"]
     assert step_tasks_disagree(tasks)[0].startswith(
@@ -247,7 +247,9 @@ def test_grading_weights_name_real_checks():
                 )
 
 
-DERIVED = (3, 4, 7, 9, 10, 12, 13)  # chapters that derive each answer and fold it away
+# every chapter derives each answer and folds it away, but 01 (it copies a table) and 05 (the seed
+# chapter, which states its API as the spec)
+DERIVED = tuple(n for n in STEPS if n not in (1, 5))
 SHORT = 16  # shorter code (`return x`, `k, v = kv`) is too generic to count as an answer
 
 
@@ -257,20 +259,40 @@ def code_pieces(line: str) -> list[str]:
     pieces = [code]
     if m := re.match(r"^[\w., \[\]*]+?\s=\s(.+)$", code):
         pieces.append(m[1].strip())
+    if m := re.match(r"^return\s+(.+)$", code):  # what it returns, written anywhere
+        pieces.append(m[1].strip())
     return [p for p in pieces if len(p) >= SHORT]
+
+
+def answers_in_plain_sight(n: int, chapter: str) -> list[str]:
+    """Step n's solution lines (or their right-hand sides) that `chapter` shows outside <details>."""
+    from tutorial.hint import solution_lines
+
+    open_text = re.sub(r"<details>.*?</details>", "", chapter, flags=re.S)
+    found = []
+    for task, (_, lines) in solution_lines(stub_path(n).read_text(), solution_path(n).read_text()).items():
+        for line in lines:
+            found += [f"task {task}: {piece}" for piece in code_pieces(line) if piece in open_text]
+    return found
 
 
 @pytest.mark.parametrize("n", [n for n in DERIVED if n in STEPS])
 def test_derived_chapters_fold_every_answer(n):
     """Ideas before answers: a line that solves a TODO appears only inside a <details> block."""
+    assert chapter_path(n).exists(), f"book/src/step_{n:02d}.md is missing"
+    leaks = answers_in_plain_sight(n, chapter_path(n).read_text())
+    assert not leaks, f"step_{n:02d}.md gives an answer outside <details>: " + "; ".join(leaks)
+
+
+def test_the_fold_check_catches_an_answer_in_plain_sight():
+    """The check above, on chapter 08 with its folded answer copied into the text."""
     from tutorial.hint import solution_lines
 
-    chapter = chapter_path(n).read_text()
-    open_text = re.sub(r"<details>.*?</details>", "", chapter, flags=re.S)
-    for task, (_, lines) in solution_lines(stub_path(n).read_text(), solution_path(n).read_text()).items():
-        for line in lines:
-            for piece in code_pieces(line):
-                assert piece not in open_text, f"step_{n:02d}.md gives task {task}'s answer outside <details>: {piece}"
+    chapter = chapter_path(8).read_text()
+    assert not answers_in_plain_sight(8, chapter)
+    (_, lines), *_ = solution_lines(stub_path(8).read_text(), solution_path(8).read_text()).values()
+    unfolded = chapter.replace("## Validation", "```python\n" + "\n".join(lines) + "\n```\n\n## Validation")
+    assert answers_in_plain_sight(8, unfolded), "an answer printed outside <details> went unnoticed"
 
 
 def test_no_stub_or_solution_line_is_over_88_characters():

@@ -28,9 +28,15 @@ def compare(got, sequence_length, n):
     want = np.where(np.arange(sequence_length + n) <= n + np.arange(sequence_length)[:, None], 0.0, -np.inf)
     case = f"causal_mask({sequence_length}, num_tokens={n})"
     expect_shape(got, want.shape, case, todo=1, hint=f"A mask is {KEYS}")
-    if (odd := np.argwhere((got != 0) & (got != -np.inf))).size:
-        said = "a mask holds only 0 (may attend) and -inf (hidden), so softmax gives hidden keys weight exactly 0"
+    # HF hides a key with the dtype's lowest value, torch.finfo(dtype).min: as -inf, it outweighs any score
+    hidden = got <= (np.finfo(got.dtype).min if np.issubdtype(got.dtype, np.floating) else -np.inf)
+    if (odd := np.argwhere((got != 0) & ~hidden)).size:
+        said = (
+            "a mask holds only 0 (may attend) and -inf (hidden), so softmax gives hidden keys weight exactly 0 "
+            "(the dtype's lowest value, as HF's finfo(dtype).min, hides them too)"
+        )
         raise CheckFailure(f"{case}{odd[0].tolist()} is {got[tuple(odd[0])]:g}: {said}{where(1)}")
+    got = np.where(hidden, -np.inf, got)  # -inf or finfo.min: the same mask
     whole = {  # a whole mask's mistake, and what to do instead
         f"all zeros: every query sees every future token. Start from -inf{where(1)}, then zero": np.zeros_like(want),
         "all -inf: no query sees anything. Zero": np.full_like(want, -np.inf),

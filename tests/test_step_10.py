@@ -73,9 +73,9 @@ def test_output_matches_hf_last_hidden_state(run, ref, config):
 
 OUT, PARTS = "test_output_matches_hf_last_hidden_state", "test_h_is_a_sequential_of_n_layer_new_blocks"
 MUTATIONS = [
-    Mutation("positions not added", "self.h(tokens + positions)", "self.h(tokens)", OUT, "positions are not added"),
+    Mutation("positions counted from 1", "ids, position_ids)", "ids, position_ids + 1)", OUT, "wpe(positions 0..T-1)"),
     Mutation("final ln_f missing", "return self.ln_f(self.h(", "return (self.h(", OUT, "ln_f was never called"),
-    Mutation("only the first block", "self.h(tokens", "self.h[0](tokens", OUT, "h.1 was never called"),
+    Mutation("only the first block", "self.h(x)", "self.h[0](x)", OUT, "h.1 was never called"),
     Mutation("block reused", "(GPT2Block(config) for _ in", "[GPT2Block(config)] * len(", PARTS, "the same block"),
     Mutation("six layers", "range(config.n_layer)", "range(6)", PARTS, "expected n_layer = 12"),
 ]

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from tutorial import weights
 from tutorial.checks import CheckFailure, Mutation, call, load, numpy, run, run_compiled, todo
-from tutorial.expect import BTC, expect_close, expect_linear, expect_shape, where
+from tutorial.expect import BTC, agrees, difference, expect_close, expect_linear, expect_shape, where
 
 IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 262, 13], [464, 2068, 7586, 21831, 18045, 625, 262, 16931]])
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+LOGITS = ("batch", "position", "token")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_logits_are_batch_by_seq_by_vocab_size(ran, config):
 def test_logits_match_hf(ran, ref):
     want, hint = ref.compute(lambda hf, ids: hf(ids).logits, IDS), "logits = self.lm_head(self.transformer(input_ids))"
     try:
-        expect_close(ran[1], want, "logits", axes=("batch", "position", "token"), todo=2, hint=hint)
+        expect_close(ran[1], want, "logits", axes=LOGITS, todo=2, hint=hint)
     except CheckFailure:  # the body or the head? Only a failure pays for the second run
         body = run(ran[0].transformer, IDS, what="self.transformer(ids)")
         want = ref.compute(lambda hf, ids: hf.transformer(ids).last_hidden_state, IDS)
@@ -38,30 +39,85 @@ def test_logits_match_hf(ran, ref):
         raise
 
 
-def test_loader_transposes_exactly_the_conv1d_weights(step, ref):
-    state = {f"transformer.{p}{k}": v for p in ("h.0.", "ln_f.") for k, v in ref.state(f"transformer.{p}").items()}
-    state |= {k: ref.weight(k) for k in ("transformer.wte.weight", "transformer.wpe.weight", "lm_head.weight")}
-    got = call(step.hf_to_max, state, what="hf_to_max(HF's weights)")
-    for key, value in state.items():
-        if (out := got.get(key)) is None:
-            raise CheckFailure(f"hf_to_max dropped '{key}'")
-        if key.endswith(CONV1D) and not np.array_equal(out, value.T):
-            says = f"{list(value.shape)}, [in, out]: a Linear wants [out, in]; name it in CONV1D_WEIGHTS"
-            raise CheckFailure(f"hf_to_max left '{key}' as HF stores it, {says}{where(3)}")
-        if not key.endswith(CONV1D) and not np.array_equal(out, value):
-            says = f"{list(value.shape)} -> {list(np.shape(out))}: only the four Conv1D weights are stored [in, out]"
-            raise CheckFailure(f"hf_to_max transposed '{key}', {says}{where(3)}")
+def hub_checkpoint(ref, prefix="") -> dict[str, np.ndarray]:
+    """HF's weights under `prefix` ("" for all) laid out as the hub's openai-community/gpt2 file, which
+    learners download: GPT2Model's bare names ("h.0.attn.c_attn.weight"), each block's causal-mask
+    buffer "h.N.attn.bias" ([1, 1, n_positions, n_positions]), and no lm_head."""
+    state = {k: v for k, v in ref.state("transformer.").items() if k.startswith(prefix)}
+    n = ref.weight("transformer.wpe.weight").shape[0]
+    mask = np.tril(np.ones((n, n), np.float32))[None, None]  # one array for every block: it is never written
+    blocks = {k.split(".")[1] for k in state if k.startswith("h.")}
+    return state | {f"h.{i}.attn.bias": mask for i in sorted(blocks)}
 
 
-def test_hf_checkpoint_loads_with_lm_head_tied_to_wte(step, config, ref):
+def expect_converted(got, source: dict, what: str) -> None:
+    """The learner's hf_to_max(source) equals the harness's conversion (tutorial/weights.py), key by key."""
+    want = weights.checkpoint_to_max(source)
+    if not isinstance(got, dict):
+        raise CheckFailure(f"{what} returned {type(got).__name__}, expected a dict of arrays{where(3)}")
+    for key in sorted(got.keys() - want.keys()):
+        if key.endswith(weights.MASK_BUFFERS):
+            says = f"a causal-mask buffer {list(np.shape(got[key]))}, not a parameter: skip it"
+            raise CheckFailure(f"{what} kept '{key}', {says}{where(3)}")
+        if f"transformer.{key}" in want:
+            says = f"the hub's name: this model calls it 'transformer.{key}'"
+            raise CheckFailure(f"{what} gave '{key}', {says}{where(3)}")
+        raise CheckFailure(f"{what} gave '{key}', which MaxGPT2LMHeadModel has no parameter for{where(3)}")
+    for key in sorted(want.keys() - got.keys()):
+        if key == "lm_head.weight":
+            says = "HF saves no head: GPT-2 ties it to the token table, so give it transformer.wte.weight"
+            raise CheckFailure(f"{what} gave no 'lm_head.weight': {says}{where(5)}")
+        if key.endswith(".attn.c_attn.bias"):
+            says = "a parameter whose name also ends in 'attn.bias': skip only '.attn.bias', the mask buffer"
+            raise CheckFailure(f"{what} dropped '{key}', {says}{where(3)}")
+        raise CheckFailure(f"{what} gave no '{key}'{where(3)}")
+    for key, value in want.items():
+        out = np.asarray(got[key])
+        if out.shape == value.shape and np.array_equal(out, value):
+            continue
+        stored = np.asarray(source.get(key, source.get(key.removeprefix("transformer."))))
+        shape = list(stored.shape)
+        if weights.is_conv1d(key) and np.array_equal(out, stored):
+            square = " (square: only its values show it)" if shape[0] == shape[1] else ""
+            says = f"{shape}, [in, out]{square}: a Linear wants [out, in]; transpose every Conv1D weight"
+            raise CheckFailure(f"{what} left '{key}' as HF stores it, {says}{where(4)}")
+        if stored.ndim == 2 and np.array_equal(out, stored.T) and not weights.is_conv1d(key):
+            says = f"{shape} -> {list(out.shape)}: only the four Conv1D weights are stored [in, out]"
+            raise CheckFailure(f"{what} transposed '{key}', {says}{where(4)}")
+        raise CheckFailure(f"{what} changed the values of '{key}': {difference(out, value)}{where(4)}")
+
+
+def test_hub_checkpoint_converts_as_the_harness_does(step, ref):
+    """The hub's file (bare names, mask buffers, no head) and GPT2LMHeadModel's state dict ("transformer."
+    names, a head of its own, and the older "masked_bias" buffer) convert to the same weights."""
+    hub = hub_checkpoint(ref, "h.0.") | hub_checkpoint(ref, "ln_f.") | hub_checkpoint(ref, "w")
+    what = "hf_to_max(the hub's checkpoint)"
+    expect_converted(call(step.hf_to_max, hub, what=what), hub, what)
+    lm = {f"transformer.{k}": v for k, v in hub.items()} | {"lm_head.weight": ref.weight("lm_head.weight")}
+    lm["transformer.h.0.attn.masked_bias"] = np.float32(-1e4)
+    what = "hf_to_max(GPT2LMHeadModel's state dict)"
+    expect_converted(call(step.hf_to_max, lm, what=what), lm, what)
+
+
+def test_hub_checkpoint_gives_hf_logits(step, config, ref):
+    """load_gpt2 on the hub's file, then the logits: a weight left [in, out] loads without complaint when
+    it is square (attn.c_proj, [768, 768]), so only the model's output shows it."""
     model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
-    # a hub checkpoint: GPT2Model's names without "transformer.", and no lm_head (it is wte)
-    call(step.load_gpt2, model, ref.state("transformer."), what="load_gpt2(HF's checkpoint)")
-    if not np.array_equal(numpy(model.lm_head.weight, "lm_head.weight"), ref.weight("transformer.wte.weight")):
-        raise CheckFailure("after load_gpt2, lm_head.weight is not wte's table: GPT-2 ties the head to the embeddings")
-    for key, param in model.parameters:  # the weights that give HF's logits (test_logits_match_hf)
-        if not np.array_equal(numpy(param, key), ref.max_state[key]):
-            raise CheckFailure(f"after load_gpt2, '{key}' is not HF's: transpose the Conv1D weights only{where(3)}")
+    state = hub_checkpoint(ref)
+    call(step.load_gpt2, model, state, what="load_gpt2(the hub's checkpoint)")
+    got = run_compiled(model, IDS, what="MaxGPT2LMHeadModel(ids) after load_gpt2")
+    want = ref.compute(lambda hf, ids: hf(ids).logits, IDS)
+    if agrees(got, want):
+        return
+    loaded, harness = dict(model.parameters), weights.checkpoint_to_max(state)
+    for key, value in harness.items():  # which weight load_gpt2 got wrong, by the harness's own loader
+        if not np.array_equal(numpy(loaded[key], key), value):
+            says = f"'{key}' is not HF's weight in this model's layout (hf_to_max)"
+            task = 5 if key == "lm_head.weight" else 4 if weights.is_conv1d(key) else 3
+            break
+    else:
+        says, task = "every weight is HF's: is __call__ the body, then the head?", 2
+    raise CheckFailure(f"logits after load_gpt2 differ from HF: {difference(got, want, LOGITS)}; {says}{where(task)}")
 
 
 def test_bad_checkpoint_names_the_key_and_both_shapes(step, config):
@@ -86,16 +142,37 @@ def test_bad_checkpoint_names_the_key_and_both_shapes(step, config):
 
 
 HEAD = "test_lm_head_is_a_linear_from_n_embd_to_vocab_size_without_bias"
-SHAPE, LOADER = "test_logits_are_batch_by_seq_by_vocab_size", "test_loader_transposes_exactly_the_conv1d_weights"
-TIED, BAD = "test_hf_checkpoint_loads_with_lm_head_tied_to_wte", "test_bad_checkpoint_names_the_key_and_both_shapes"
+SHAPE, CONVERTS = "test_logits_are_batch_by_seq_by_vocab_size", "test_hub_checkpoint_converts_as_the_harness_does"
+LOGITS_HUB, BAD = "test_hub_checkpoint_gives_hf_logits", "test_bad_checkpoint_names_the_key_and_both_shapes"
 N_V, V_N = "(config.n_embd, config.vocab_size", "(config.vocab_size, config.n_embd"
+FOUR, BUFFERS = '("c_attn.weight", "c_proj.weight", "c_fc.weight")', '(".attn.bias", ".attn.masked_bias")'
 MUTATIONS = [
-    Mutation("c_fc not transposed", '"c_proj.weight", "c_fc.weight")', '"c_proj.weight")', LOADER, "mlp.c_fc.weight"),
-    Mutation("wte transposed too", '"c_fc.weight")', '"c_fc.weight", "wte.weight")', LOADER, "transformer.wte.weight"),
-    Mutation("all transposed", "key.endswith(CONV1D_WEIGHTS)", "True", LOADER, "transposed 'transformer.wte.weight'"),
     Mutation("lm_head with a bias", "config.vocab_size, bias=False", "config.vocab_size", HEAD, "has a bias"),
     Mutation("lm_head backwards", N_V, V_N, HEAD, "expected [50257, 768]: Linear(n_embd, vocab_size)"),
     Mutation("no lm_head in __call__", "return self.lm_head(hidden)", "return hidden", SHAPE, "shape [2, 8, 768]"),
-    Mutation("lm_head not tied", "state.setdefault(", "state.get(", TIED, "missing weight 'lm_head.weight'"),
+    Mutation("mask buffers kept", "continue", "pass", CONVERTS, "attn.bias', a causal-mask buffer [1, 1"),
+    Mutation("c_attn.bias dropped", BUFFERS, '("attn.bias", "attn.masked_bias")', CONVERTS, "dropped 'transfor"),
+    Mutation("no transformer. prefix", 'key = f"transformer.{key}"', "pass", CONVERTS, "this model calls it"),
+    Mutation(
+        "c_fc not transposed", FOUR, '("c_attn.weight", "c_proj.weight")', CONVERTS, "left 'transformer.h.0.mlp.c_fc"
+    ),
+    Mutation(
+        "wte transposed too", FOUR, FOUR[:-1] + ', "wte.weight")', CONVERTS, "transposed 'transformer.wte.weight'"
+    ),
+    Mutation(
+        "every 2-D weight transposed",
+        "value.T if conv1d",
+        "value.T if value.ndim == 2",
+        CONVERTS,
+        "only the four Conv1D",
+    ),
+    Mutation("head not tied", 'out.setdefault("lm_head.weight"', 'out.get("lm_head.weight"', CONVERTS, "no 'lm_head"),
+    Mutation(
+        "square attn.c_proj left as stored",
+        FOUR,
+        '("c_attn.weight", "mlp.c_proj.weight", "c_fc.weight")',
+        LOGITS_HUB,
+        "'transformer.h.0.attn.c_proj.weight' is not HF's",
+    ),
     Mutation("shapes not checked", "if want != got:", "if False:", BAD, "wrong-shaped"),
 ]

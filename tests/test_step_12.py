@@ -38,11 +38,16 @@ def test_compiled_model_takes_any_prompt_length(step, compiled, small):
 def test_probabilities_match_torch_softmax_with_temperature_and_top_k(step, small):
     cases = {"softmax the logits": (1.0, None), "divide the logits by temperature first": (0.5, None)}
     cases["keep the top_k highest logits (ties with the k-th too), the rest -inf"] = (2.0, 5)
+    cases["top_k=1 keeps the single highest logit: probability 1"] = (1.0, 1)
+    vocab = LOGITS.shape[1]  # HF clamps a top_k beyond the vocabulary to all of it
+    cases[f"top_k >= the vocabulary ({vocab}) keeps every token, as HF's top-k clamps it"] = (1.0, vocab + 10)
     for hint, (temperature, top_k) in cases.items():
 
-        def hf_sampling(hf, x):  # temperature, then top-k, then softmax
-            x = x.double() / temperature
-            return (x.masked_fill(x < x.topk(top_k).values[:, -1:], float("-inf")) if top_k else x).softmax(-1)
+        def hf_sampling(hf, x):  # HF generate's warpers: temperature, then top-k, then softmax
+            from transformers import TemperatureLogitsWarper, TopKLogitsWarper
+
+            x = TemperatureLogitsWarper(temperature)(None, x.double())
+            return (TopKLogitsWarper(top_k)(None, x) if top_k else x).softmax(-1)
 
         what = f"probabilities(logits, temperature={temperature}, top_k={top_k})"
         got = [returned(step.probabilities, row, temperature, top_k, what=what, todo=3) for row in LOGITS]
@@ -105,6 +110,8 @@ MUTATIONS = [
     Mutation("first position's logits", "(input_ids)[:, -1]", "(input_ids)[:, 0]", GREEDY, "differs from HF generate"),
     Mutation("no temperature", "np.float64) / temperature", "np.float64)", PROBS, "divide the logits by temperature"),
     Mutation("top-k drops the k-th", "scaled >= kth", "scaled > kth", PROBS, "keep the top_k highest"),
+    Mutation("top_k not clamped", " and top_k < scaled.size", "", PROBS, "top_k=60"),
+    Mutation("top_k=1 taken as no filter", "top_k is not None and", "top_k and top_k > 1 and", PROBS, "top_k=1"),
     Mutation("exp without the max", "np.exp(scaled - scaled.max())", "np.exp(scaled)", PROBS, "exp overflows"),
     Mutation("unseeded draw", "int(rng.choice(", "int(np.random.choice(", SAMPLE, "same seed"),
     Mutation("top-k ignored when sampling", "sampling.top_k)", ")", SAMPLE, "not among the 5 highest"),

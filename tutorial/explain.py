@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 
 from tutorial.course import ROOT, solution_path, stub_path
-from tutorial.maxprivate import graph_failed, index_out_of_bounds, op_failure
+from tutorial.maxprivate import graph_failed, index_out_of_bounds, no_mlir_context, op_failure
 from tutorial.todos import block_at, blocks
 
 
@@ -112,6 +112,11 @@ def describe(error: BaseException) -> str:
         return (
             f"MAX failed to run the graph{': ' + cause if cause else ''}. This almost always means an index outside "
             "its table (a token id >= vocab_size, a position >= n_positions) or tensors on different devices"
+        )
+    if isinstance(error, RuntimeError) and no_mlir_context(text):
+        return (
+            f"{name}: {text}: arithmetic on a symbolic Dim (a shape entry such as x.shape[1] + 1) outside a graph. "
+            "Use int(x.shape[1]) for a number, or do the arithmetic inside an @F.functional function"
         )
     if isinstance(error, (TypeError, AttributeError)) and "NoneType" in text:
         return f"{name}: {text}: a TODO still returns or holds None"

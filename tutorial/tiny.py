@@ -17,13 +17,13 @@ TEXT = [  # what the tokenizer learns its merges from
 ] * 20
 
 
-def tokenizer():
-    """HF's GPT2TokenizerFast over a BPE trained on TEXT (about 320 tokens)."""
+def tokenizer(text: list[str] = TEXT, vocab_size: int = 320):
+    """HF's GPT2TokenizerFast over a byte-level BPE trained on `text` (about `vocab_size` tokens)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2TokenizerFast
 
     trained = ByteLevelBPETokenizer()
-    trained.train_from_iterator(TEXT, vocab_size=320, min_frequency=2, special_tokens=["<|endoftext|>"])
+    trained.train_from_iterator(text, vocab_size=vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"])
     return GPT2TokenizerFast(
         tokenizer_object=trained._tokenizer,
         bos_token="<|endoftext|>",

@@ -38,6 +38,19 @@ def hf_to_max(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def checkpoint_to_max(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A whole GPT-2 checkpoint -> MaxGPT2LMHeadModel's state dict: what step 11's hf_to_max must give.
+
+    Takes the hub's layout (GPT2Model's bare names, "h.0.attn.c_attn.weight", with "h.N.attn.bias"
+    buffers) or GPT2LMHeadModel's state dict ("transformer." names, with or without "lm_head.weight").
+    The head is tied: without its own tensor, lm_head.weight holds wte's table."""
+    named = {k if k.startswith(("transformer.", "lm_head.")) else f"transformer.{k}": v for k, v in state.items()}
+    out = hf_to_max(named)
+    if "transformer.wte.weight" in out:
+        out.setdefault("lm_head.weight", out["transformer.wte.weight"])
+    return out
+
+
 def load(module, state: Mapping[str, np.ndarray], what: str) -> None:
     """Load weights already in MAX layout by name; a mismatch is a CheckFailure naming the key.
 

@@ -10,15 +10,20 @@ tensors:
 - kv_cache.svg: the same function's masks for a prefill of 4 tokens and the
   decode step after it (`causal_mask(4, 0)`, `causal_mask(1, 4)`), with what
   each step computes and what it reads from the cache.
-- qkv_heads.svg: block 0's c_attn output on "The cat sat on the mat.", cut into q, k, v and
-  12 heads of 64, then one head's scores, the masked scores and the softmax weights
+- qkv_heads.svg: block 0's c_attn output on one sentence, cut into q, k, v and
+  heads, then one head's scores, the masked scores and the softmax weights
   (checked against HF's own weights for that head).
 - sampling.svg: solutions/solution_12.py's `probabilities` for the top 20 tokens of
-  the last position's logits, at temperature 1 and 0.7, and with top_k=5.
-- attention_weights.svg: softmax attention weights of the HF GPT-2 the checks
-  compare against (tutorial/reference.py): pretrained when it is in the local
-  HF cache, else the seeded random-init model. The figure's heading says which;
-  qkv_heads.svg and sampling.svg come from the same forward pass and say so too.
+  the last position's logits, at temperature 1 and 0.7, and with top_k=5, on one y-axis.
+- attention_weights.svg: softmax attention weights on the same sentence.
+
+These three come from one forward pass of an HF GPT2LMHeadModel that has learned
+something (`figure_model`): pretrained GPT-2 when it is in the local HF cache (`pixi run
+weights`), otherwise a small GPT-2 that book/figures/train_tiny.py trains on this book in
+a few CPU minutes. Random weights would show noise: near-uniform attention, and 0.3% of
+the probability on the top 20 tokens. Each figure's heading says which model drew it, and
+the plotted numbers are kept in the SVG as data-* attributes, which tests/test_figures.py
+reads back.
 
 architecture.svg is drawn, not computed: GPT-2 with the module names the code
 uses. No plotting library: the SVG is written directly.
@@ -33,15 +38,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "book" / "figures"))  # train_tiny
 
 OUT = ROOT / "book" / "src" / "images"
 
-# "The cat sat on the mat." as GPT-2's tokenizer splits it. The ids are checked
-# against the tokenizer when it is cached; without it they are used as written.
-SENTENCE = [(464, "The"), (3797, " cat"), (3332, " sat"), (319, " on"), (262, " the"), (2603, " mat"), (13, ".")]
-# (layer, head) panels: 4.11 is a previous-token head and 5.1 an induction head in
-# pretrained GPT-2; 0.0 and 11.0 show the first and last layer.
-HEADS = [(0, 0), (4, 11), (5, 1), (11, 0)]
+# The sentence each model reads: one from the text it learned from. Pretrained GPT-2 (web text)
+# reads TEXT and splits it into GPT2_IDS (checked); the small model, trained on this book,
+# reads BOOK_TEXT, in the words of its chapters. It never read about cats: on TEXT its
+# attention rows are flatter (median largest weight 0.46-0.51 over four trainings, 0.56-0.67 here).
+TEXT = "The cat sat on the mat."
+GPT2_IDS = [464, 3797, 3332, 319, 262, 2603, 13]
+BOOK_TEXT = "Each row sums to 1."
+# Pretrained GPT-2's (layer, head) panels: 4.11 is a previous-token head and 5.1 an
+# induction head; 0.0 and 11.0 show the first and last layer. The small model shows all.
+PRETRAINED_HEADS = [(0, 0), (4, 11), (5, 1), (11, 0)]
 
 FONT = "font-family:'DejaVu Sans',Helvetica,Arial,sans-serif"
 MONO = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
@@ -69,8 +79,10 @@ class Svg:
             f'font-weight="{weight}" fill="{fill}" style="{MONO if mono else FONT}"{extra}>{escape(s)}</text>'
         )
 
-    def rect(self, x, y, w, h, fill, stroke="none", rx=0, width=1, dash=None):
+    def rect(self, x, y, w, h, fill, stroke="none", rx=0, width=1, dash=None, data=None):
+        """data: {name: value} written as data-name="value", the plotted number behind a shape."""
         d = f' stroke-dasharray="{dash}"' if dash else ""
+        d += "".join(f' data-{k}="{escape(str(v))}"' for k, v in (data or {}).items())
         self.add(
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx}" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{width}"{d}/>'
@@ -100,11 +112,19 @@ class Svg:
         return path
 
 
-def blues(value: float) -> str:
+def blues(value: float, hi=(8, 48, 107)) -> str:
     """0 -> near white, 1 -> dark blue (a sequential scale, like matplotlib's Blues)."""
-    lo, hi = (247, 251, 255), (8, 48, 107)
+    lo = (247, 251, 255)
     v = min(max(value, 0.0), 1.0) ** 0.6  # lift small weights off white
     return "#" + "".join(f"{round(a + (b - a) * v):02x}" for a, b in zip(lo, hi))
+
+
+def oranges(value: float) -> str:
+    """The same scale in orange, for a figure that already uses blue for something else."""
+    return blues(value, hi=(127, 39, 4))
+
+
+HIDDEN = "#e2e8f0"  # a cell the causal mask hides: light grey, in every panel that has one
 
 
 # -- figure 1: the architecture ------------------------------------------------------
@@ -341,27 +361,51 @@ def cache_figure(prefill, decode) -> Path:
     return s.save(name="kv_cache.svg")
 
 
-# -- figure 3: attention weights ---------------------------------------------------------
+# -- the model behind figures 3 to 5 -------------------------------------------------------
+def which_model() -> str:
+    """Which model draws figures 3 to 5: "pretrained" when GPT-2's weights are in the local HF cache
+    (`pixi run weights`), else "trained here": the small GPT-2 of train_tiny.py."""
+    from tutorial.reference import pretrained_file
+
+    return "pretrained" if pretrained_file() else "trained here"
+
+
+@functools.cache
+def figure_model():
+    """(HF GPT2LMHeadModel, its tokenizer, the words that name it, the (layer, head) panels, its sentence)."""
+    import transformers
+
+    if which_model() == "pretrained":
+        from tutorial.reference import PRETRAINED
+
+        model = transformers.GPT2LMHeadModel.from_pretrained(PRETRAINED, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(PRETRAINED, local_files_only=True)
+        ids = tokenizer(TEXT)["input_ids"]
+        assert ids == GPT2_IDS, f"GPT-2 tokenizes {TEXT!r} as {ids}, not {GPT2_IDS}"
+        return model.eval(), tokenizer, "pretrained GPT-2 (openai-community/gpt2)", PRETRAINED_HEADS, TEXT
+
+    import train_tiny
+
+    path = train_tiny.checkpoint()
+    model = transformers.GPT2LMHeadModel.from_pretrained(path)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    c = model.config
+    which = "a small GPT-2 trained on this book (book/figures/train_tiny.py)"
+    heads = [(layer, head) for layer in range(c.n_layer) for head in range(c.n_head)]
+    return model.eval(), tokenizer, which, heads, BOOK_TEXT
+
+
 @functools.cache
 def hf_run():
-    """The reference model on SENTENCE, once: its attention weights, block 0's c_attn
-    output [T, 3 * n_embd], the last position's logits [vocab], and which model it is."""
+    """The figures' model on its sentence, once: its attention weights [n_layer, n_head, T, T],
+    block 0's c_attn output [T, 3 * n_embd], the last position's logits [vocab], the tokens as
+    text, which model it is, its tokenizer, the (layer, head) panels to draw and the sentence."""
     import numpy as np
     import torch
 
-    from tutorial.reference import PRETRAINED, reference
-
-    ref = reference()
-    ids = [i for i, _ in SENTENCE]
-    pretrained = ref.id.startswith("pretrained")
-    tokenizer = None
-    if pretrained:  # the tokenizer comes with the pretrained files: check the ids above
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(PRETRAINED, local_files_only=True)
-        text = "".join(t for _, t in SENTENCE)
-        assert tokenizer(text)["input_ids"] == ids, f"GPT-2 tokenizes {text!r} as {tokenizer(text)['input_ids']}"
-    model = ref.hf
+    model, tokenizer, which, heads, text = figure_model()
+    ids = tokenizer(text)["input_ids"]
+    tokens = [tokenizer.decode([i]) for i in ids]
     model.set_attn_implementation("eager")  # the fused kernels do not return their weights
     captured = {}
 
@@ -373,38 +417,30 @@ def hf_run():
         out = model(torch.tensor([ids]), output_attentions=True)
     hook.remove()
     weights = np.stack([a[0].numpy() for a in out.attentions])
-    which = (
-        "pretrained GPT-2 (openai-community/gpt2)"
-        if pretrained
-        else "random-init GPT-2, seed 0: pretrained GPT-2 was not in the local HF cache"
-    )
-    return weights, captured["qkv"], out.logits[0, -1].numpy().copy(), which, tokenizer
+    return weights, captured["qkv"], out.logits[0, -1].numpy().copy(), tokens, which, tokenizer, heads, text
 
 
-def attention_weights():
-    """[n_layer, n_head, T, T] weights of the reference model, and which model that is."""
-    weights, _, _, which, _ = hf_run()
-    return weights, which
-
-
-def attention_figure(weights, which: str) -> Path:
-    tokens = [t for _, t in SENTENCE]
+# -- figure 3: attention weights ---------------------------------------------------------
+def attention_figure(weights, tokens: list[str], which: str, heads: list[tuple[int, int]]) -> Path:
+    """One heatmap per (layer, head); every cell keeps its weight as data-weight."""
     T = len(tokens)
-    cell, gap_x, gap_y = 38, 90, 100
-    left, top = 70, 172
+    columns = 2  # two panels a row: the page's width at full size
+    cell, gap_x, gap_y = (38, 90, 100) if len(heads) <= 4 else (28, 74, 84)
+    left, top = 70, 190
     panel = T * cell
-    W = left + 2 * panel + gap_x + 30
-    H = top + 2 * panel + gap_y + 50
-    title = "Attention weights on “The cat sat on the mat.”"
+    rows = -(-len(heads) // columns)
+    W = max(left + columns * panel + (columns - 1) * gap_x + 30, 720)
+    H = top + rows * panel + (rows - 1) * gap_y + 50
+    title = f"Attention weights on “{''.join(tokens)}”"
     s = Svg(W, H, f"{title} ({which})")
     s.text(20, 28, title, size=17, weight="bold")
     s.text(20, 50, f"computed by {which}", size=12, fill="#8a4b00")
-    s.text(20, 72, "Row: the query token. Column: a key token. Each row sums to 1;", size=12, fill="#444")
-    s.text(20, 88, "above the diagonal is 0, the causal mask. Darker = more weight.", size=12, fill="#444")
-    for p, (layer, head) in enumerate(HEADS):
-        x0 = left + (p % 2) * (panel + gap_x)
-        y0 = top + (p // 2) * (panel + gap_y)
-        s.text(x0 + panel / 2, y0 - 44, f"layer {layer}, head {head}", size=13, anchor="middle", weight="bold")
+    s.text(20, 72, "Row: the query token. Column: a key token. Each row sums to 1.", size=12, fill="#444")
+    s.text(20, 88, "Darker blue = more weight. Grey: a key after the query, hidden by the causal mask.", size=12)
+    for p, (layer, head) in enumerate(heads):
+        x0 = left + (p % columns) * (panel + gap_x)
+        y0 = top + (p // columns) * (panel + gap_y)
+        s.text(x0 + panel / 2, y0 - 48, f"layer {layer}, head {head}", size=13, anchor="middle", weight="bold")
         for j, tok in enumerate(tokens):
             s.text(x0 + j * cell + cell / 2 - 2, y0 - 6, tok_label(tok), size=11, mono=True, rotate=-50)
         for i in range(T):
@@ -412,13 +448,14 @@ def attention_figure(weights, which: str) -> Path:
             for j in range(T):
                 w = float(weights[layer, head, i, j])
                 x, y = x0 + j * cell, y0 + i * cell
-                s.rect(x, y, cell, cell, blues(w) if j <= i else "#f1f5f9", "#ffffff", width=1)
+                data = {"layer": layer, "head": head, "query": i, "key": j, "weight": f"{w:.4f}"}
+                s.rect(x, y, cell, cell, blues(w) if j <= i else HIDDEN, "#ffffff", width=1, data=data)
                 if j <= i:
                     s.text(
                         x + cell / 2,
                         y + cell / 2 + 4,
                         f"{w:.2f}".lstrip("0") if w < 0.995 else "1",
-                        size=10,
+                        size=10 if cell > 30 else 9,
                         anchor="middle",
                         fill="#ffffff" if w > 0.45 else "#1e293b",
                         mono=True,
@@ -434,18 +471,18 @@ def tok_label(token: str) -> str:
 HEAD = 0  # the head whose scores the figure follows
 
 
-def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
+def heads_figure(qkv, weights, tokens: list[str], which: str, n_head: int) -> Path:
     """Block 0's c_attn output cut into q, k, v and heads; one head's scores, masked, softmaxed.
 
     The scores are recomputed here from HF's q and k (the hook in hf_run) and checked
     against HF's own weights for that head, so the figure shows what the model did."""
     import numpy as np
 
-    tokens = [tok_label(t) for _, t in SENTENCE]
+    sentence, tokens = "".join(tokens), [tok_label(t) for t in tokens]
     T, width = qkv.shape
     n_embd = width // 3
     head_dim = n_embd // n_head
-    slices = qkv.reshape(T, 3, n_head, head_dim)  # [T, q/k/v, head, 64]
+    slices = qkv.reshape(T, 3, n_head, head_dim)  # [T, q/k/v, head, head_dim]
     q, k = slices[:, 0, HEAD], slices[:, 1, HEAD]
     scores = q @ k.T / np.sqrt(head_dim)
     masked = np.where(np.triu(np.ones((T, T), bool), 1), -np.inf, scores)
@@ -453,15 +490,19 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
     soft /= soft.sum(-1, keepdims=True)
     assert np.allclose(soft, weights[HEAD], atol=1e-5), "the recomputed weights are not HF's"
 
-    W, H = 830, 590
+    cell, gap_x, left = 30, 62, 70  # the three panels of one head, below the strip
+    W = max(830, left + 3 * T * cell + 2 * gap_x + 20)
+    top, ch = 110, 15  # the strip: one row of ch pixels per token
+    ptop = top + T * ch + 110
+    H = ptop + T * cell + 60
     title = f"Block 0's attention: c_attn's output cut into q, k, v and {n_head} heads"
     s = Svg(W, H, f"{title} ({which})")
     s.arrowhead()
     s.text(20, 28, title, size=16, weight="bold")
-    s.text(20, 48, f"on “The cat sat on the mat.”, computed by {which}", size=12, fill="#8a4b00")
+    s.text(20, 48, f"on “{sentence}”, computed by {which}", size=12, fill="#8a4b00")
 
-    # the strip: one cell per token and per 64-wide head slice, shaded by its RMS
-    cw, ch, left, top, gap = 17, 15, 70, 110, 10
+    # the strip: one cell per token and per head_dim-wide head slice, shaded by its RMS
+    cw, gap = max(17, 204 // n_head), 10
     rms = np.sqrt((slices**2).mean(-1))  # [T, 3, n_head]
     for part, name in enumerate("qkv"):
         x0 = left + part * (n_head * cw + gap)
@@ -478,9 +519,9 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
             s.text(x0 + h * cw + cw / 2, top - 6, str(h), size=8, anchor="middle", fill="#555", mono=True)
             for i in range(T):
                 shade = (rms[i, part, h] - rms.min()) / (rms.max() - rms.min())  # the spread, not the size
-                s.rect(x0 + h * cw, top + i * ch, cw, ch, blues(shade), "#ffffff", width=0.5)
+                s.rect(x0 + h * cw, top + i * ch, cw, ch, oranges(shade), "#ffffff", width=0.5)
         if name in "qk":  # the head the panels below follow
-            s.rect(x0 + HEAD * cw, top, cw, T * ch, "none", "#ea580c", width=2)
+            s.rect(x0 + HEAD * cw, top, cw, T * ch, "none", "#111111", width=2.5)
     for i, tok in enumerate(tokens):
         s.text(left - 6, top + i * ch + ch - 3, tok, size=10, anchor="end", mono=True)
     strip_w = 3 * n_head * cw + 2 * gap
@@ -489,7 +530,7 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
     s.text(
         left,
         top + T * ch + 18,
-        f"one cell: one token's {head_dim} numbers of one head (shade: their RMS, light to dark = low to high)",
+        f"one cell: one token's {head_dim} numbers of one head (orange: their RMS, light to dark = low to high)",
         size=11,
         fill="#444",
     )
@@ -500,11 +541,14 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
         size=11,
         fill="#444",
     )
-    s.text(left, top + T * ch + 50, f"orange: head {HEAD} of q and of k, whose scores follow", size=11, fill="#ea580c")
+    s.text(left, top + T * ch + 50, f"outlined: head {HEAD} of q and of k, whose scores follow", size=11)
 
-    # one head: scores, plus the mask, softmax
-    cell, ptop, gap_x = 30, 320, 62
-    panels = [("q·kᵀ / 8", scores, "scores"), ("+ causal mask", masked, "masked"), ("softmax, each row", soft, "soft")]
+    # one head: scores, plus the mask, softmax; grey = hidden by the mask, blue = weight
+    panels = [
+        (f"q·kᵀ / √{head_dim}", scores, "scores"),
+        ("+ causal mask", masked, "masked"),
+        ("softmax, each row", soft, "soft"),
+    ]
     for p, (label, values, kind) in enumerate(panels):
         x0 = left + p * (T * cell + gap_x)
         s.text(x0 + T * cell / 2, ptop - 36, f"head {HEAD}: {label}", size=13, anchor="middle", weight="bold")
@@ -517,10 +561,10 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
                 v = float(values[i, j])
                 x, y = x0 + j * cell, ptop + i * cell
                 if kind == "masked" and j > i:
-                    s.rect(x, y, cell, cell, "#334155", "#ffffff", width=1)
-                    s.text(x + cell / 2, y + cell / 2 + 4, "−∞", size=10, anchor="middle", fill="#e2e8f0", mono=True)
+                    s.rect(x, y, cell, cell, HIDDEN, "#ffffff", width=1)
+                    s.text(x + cell / 2, y + cell / 2 + 4, "−∞", size=10, anchor="middle", fill="#334155", mono=True)
                 elif kind == "soft":
-                    s.rect(x, y, cell, cell, blues(v) if j <= i else "#f1f5f9", "#ffffff", width=1)
+                    s.rect(x, y, cell, cell, blues(v) if j <= i else HIDDEN, "#ffffff", width=1)
                     label_v = ("1" if v > 0.995 else f"{v:.2f}".lstrip("0")) if j <= i else "0"
                     s.text(
                         x + cell / 2,
@@ -532,14 +576,14 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
                         mono=True,
                     )
                 else:
-                    s.rect(x, y, cell, cell, "#f8fafc", "#cbd5e1", width=0.5)
+                    s.rect(x, y, cell, cell, HIDDEN if j > i else "#f8fafc", "#cbd5e1", width=0.5)
                     s.text(
                         x + cell / 2,
                         y + cell / 2 + 4,
                         f"{v:.2f}".replace("-", "−"),
                         size=8.5,
                         anchor="middle",
-                        fill="#94a3b8" if kind == "scores" and j > i else "#1e293b",
+                        fill="#64748b" if j > i else "#1e293b",
                         mono=True,
                     )
         if p < 2:
@@ -547,14 +591,14 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
     s.text(
         left,
         ptop + T * cell + 24,
-        "Rows: queries; columns: keys. Grey scores (keys after the query) become −∞; softmax turns them into weight 0,",
+        "Rows: queries; columns: keys. Grey: keys after the query; the mask makes them −∞, softmax turns that into 0.",
         size=11,
         fill="#444",
     )
     s.text(
         left,
         ptop + T * cell + 40,
-        "and every row of weights sums to 1. These are the weights HF's own forward pass returns for this head.",
+        "Blue: the weight (darker = more); each row sums to 1. These are HF's own weights for this head.",
         size=11,
         fill="#444",
     )
@@ -562,8 +606,11 @@ def heads_figure(qkv, weights, which: str, n_head: int = 12) -> Path:
 
 
 # -- figure 5: temperature and top-k (step 12) -----------------------------------------
-def sampling_figure(logits, which: str, tokenizer, top: int = 20) -> Path:
-    """The top tokens of one logits vector: probabilities at temperature 1, 0.7, and with top_k=5."""
+def sampling_figure(logits, text: str, which: str, tokenizer, top: int = 20) -> Path:
+    """The top tokens of one logits vector: probabilities at temperature 1, 0.7, and with top_k=5,
+    on one y-axis. Each bar keeps its probability, temperature and top_k as data-* attributes."""
+    import math
+
     import numpy as np
 
     from tutorial import fastmax
@@ -572,54 +619,67 @@ def sampling_figure(logits, which: str, tokenizer, top: int = 20) -> Path:
     from solutions.solution_12 import probabilities
 
     order = np.argsort(logits)[::-1][:top]  # the same tokens, by logit, in every row
-    rows = [
-        ("temperature 1.0", probabilities(logits, 1.0)),
-        ("temperature 0.7: sharper", probabilities(logits, 0.7)),
-        ("top_k = 5 (temperature 1.0): the rest is exactly 0", probabilities(logits, 1.0, top_k=5)),
+    rows = [  # (label, temperature, top_k)
+        ("temperature 1.0", 1.0, None),
+        ("temperature 0.7: sharper", 0.7, None),
+        ("top_k = 5 (temperature 1.0): the rest is exactly 0", 1.0, 5),
     ]
+    shown = [probabilities(logits, t, top_k=k)[order] for _, t, k in rows]
+    ymax = math.ceil(max(float(p.max()) for p in shown) * 10) / 10  # one axis for every row
     bw, left, ph, gap = 34, 96, 96, 52
     W = left + top * bw + 40
     H = 96 + len(rows) * (ph + gap) + 40
-    title = "The next token after “The cat sat on the mat.”: the top 20 probabilities"
+    title = f"The next token after “{text}”: the top {top} probabilities"
     s = Svg(W, H, f"{title} ({which})")
     s.text(20, 28, "Next-token probabilities: temperature and top-k", size=16, weight="bold")
-    s.text(20, 48, f"the last position's logits on “The cat sat on the mat.”, from {which}", size=11, fill="#8a4b00")
+    s.text(20, 48, f"from {which}", size=11, fill="#8a4b00")
     s.text(
         20,
         66,
-        f"step 12's probabilities(logits, temperature, top_k) for the {top} tokens with the highest"
-        " logits, in the same order in each row;",
+        f"the last position's logits on “{text}”, through step 12's probabilities(logits, temperature, top_k),",
         size=11,
         fill="#444",
     )
-    s.text(20, 82, "each row has its own scale: its largest probability is the top of the axis", size=11, fill="#444")
-    for r, (label, p) in enumerate(rows):
+    s.text(
+        20,
+        82,
+        f"for the {top} tokens with the highest logits, in the same order in each row; one y-axis for all rows",
+        size=11,
+        fill="#444",
+    )
+    for r, ((label, temperature, top_k), p) in enumerate(zip(rows, shown)):
         y0 = 96 + r * (ph + gap) + 18  # the top of the plot area
-        shown = p[order]
-        peak = float(shown.max())
         s.text(left, y0 - 6, label, size=12, weight="bold")
         s.text(
             left + top * bw,
             y0 - 6,
-            f"these {top} hold {shown.sum():.1%} of the probability",
+            f"these {top} hold {p.sum():.1%} of the probability",
             size=11,
             anchor="end",
             fill="#444",
         )
+        for tick in (0.5, 1.0):  # gridlines at half and full scale
+            s.line(left - 4, y0 + ph * (1 - tick), left + top * bw, y0 + ph * (1 - tick), stroke="#e2e8f0", width=1)
+            s.text(left - 8, y0 + ph * (1 - tick) + 4, f"{ymax * tick:g}", size=10, anchor="end", mono=True)
         s.line(left - 4, y0 + ph, left + top * bw, y0 + ph, stroke="#94a3b8", width=1)
         s.line(left - 4, y0, left - 4, y0 + ph, stroke="#94a3b8", width=1)
-        s.text(left - 8, y0 + 8, f"{peak:.2g}", size=10, anchor="end", mono=True)
-        s.text(left - 8, y0 + ph, "0", size=10, anchor="end", mono=True)
-        for b, value in enumerate(shown):
-            h = ph * float(value) / peak
-            s.rect(left + b * bw + 3, y0 + ph - h, bw - 6, h, "#2563eb" if value > 0 else "#e2e8f0")
+        s.text(left - 8, y0 + ph + 4, "0", size=10, anchor="end", mono=True)
+        for b, (token, value) in enumerate(zip(order, p)):
+            h = ph * float(value) / ymax
+            data = {
+                "temperature": temperature,
+                "top-k": top_k or "none",
+                "token": tokenizer.decode([int(token)]),
+                "p": f"{float(value):.6g}",
+            }
+            s.rect(left + b * bw + 3, y0 + ph - h, bw - 6, h, "#2563eb" if value > 0 else "#e2e8f0", data=data)
             if value == 0:
                 s.text(left + b * bw + bw / 2, y0 + ph - 4, "0", size=9, anchor="middle", fill="#94a3b8", mono=True)
     base = 96 + len(rows) * (ph + gap) - gap + 30
     for b, token in enumerate(order):
-        label = tok_label(tokenizer.decode([int(token)])) if tokenizer else str(int(token))
+        label = tok_label(tokenizer.decode([int(token)]))
         s.text(left + b * bw + bw / 2 + 3, base, label, size=9, mono=True, rotate=-50, anchor="end")
-    s.text(20, base - 4, "token id" if tokenizer is None else "token", size=10, fill="#444")
+    s.text(20, base - 4, "token", size=10, fill="#444")
     return s.save("sampling.svg")
 
 
@@ -649,14 +709,14 @@ def main(argv: list[str]) -> int:
         )
     if not only or "cache" in only:
         made.append(cache_figure(mask_values(4, 0), mask_values(1, 4)))
-    if not only or "attention" in only:
-        made.append(attention_figure(*attention_weights()))
-    if not only or "heads" in only:
-        weights, qkv, _, which, _ = hf_run()
-        made.append(heads_figure(qkv, weights[0], which))
-    if not only or "sampling" in only:
-        _, _, logits, which, tokenizer = hf_run()
-        made.append(sampling_figure(logits, which, tokenizer))
+    if {"attention", "heads", "sampling"} & only or not only:
+        weights, qkv, logits, tokens, which, tokenizer, heads, text = hf_run()
+        if not only or "attention" in only:
+            made.append(attention_figure(weights, tokens, which, heads))
+        if not only or "heads" in only:
+            made.append(heads_figure(qkv, weights[0], tokens, which, n_head=weights.shape[1]))
+        if not only or "sampling" in only:
+            made.append(sampling_figure(logits, text, which, tokenizer))
     for path in made:
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
