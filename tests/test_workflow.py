@@ -160,7 +160,7 @@ def test_progress_shows_done_not_started_and_the_bar(tmp_path):
     lines = out.stdout.splitlines()
     assert any("s01" in x and "not started" in x for x in lines), out.stdout
     assert any("s05" in x and "✓ done" in x and "checks pass" in x for x in lines), out.stdout
-    assert "1/13 steps done" in out.stdout and "Next: step 01" in out.stdout
+    assert f"1/{len(built())} steps done" in out.stdout and "Next: step 01" in out.stdout
     assert "checking step 05" in out.stdout and "checking step 01" not in out.stdout  # a stub is not run
     assert listing(mine) == before
 
