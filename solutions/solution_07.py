@@ -11,7 +11,8 @@ Tasks:
   3. merge_heads: the inverse.
   4. scores: q @ k^T scaled by 1/sqrt(head_dim), plus the causal mask.
   5. attend: softmax the scores over the keys, then weight the values.
-  6. __call__: project, split into heads, attend, merge, project.
+  6. heads: project x to q, k and v, and split each into heads.
+  7. __call__: heads, attend, merge, project.
 
 Check your work: pixi run s07
 """
@@ -57,8 +58,12 @@ class GPT2MultiHeadAttention(Module):
         weights = F.softmax(self.scores(q, k), axis=-1)  # each query's weights sum to 1
         return weights @ v  # [B, n_head, T, head_dim]
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         n_embd = self.n_head * self.head_dim
         q, k, v = F.split(self.c_attn(x), [n_embd, n_embd, n_embd], axis=-1)
-        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)
+        # [B, n_head, T, head_dim] each
+        return self.split_heads(q), self.split_heads(k), self.split_heads(v)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        q, k, v = self.heads(x)
         return self.c_proj(self.merge_heads(self.attend(q, k, v)))

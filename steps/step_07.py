@@ -11,7 +11,8 @@ Tasks:
   3. merge_heads: the inverse.
   4. scores: q @ k^T scaled by 1/sqrt(head_dim), plus the causal mask.
   5. attend: softmax the scores over the keys, then weight the values.
-  6. __call__: project, split into heads, attend, merge, project.
+  6. heads: project x to q, k and v, and split each into heads.
+  7. __call__: heads, attend, merge, project.
 
 Check your work: pixi run s07
 """
@@ -58,6 +59,11 @@ class GPT2MultiHeadAttention(Module):
         #   [B, n_head, T, head_dim].
         return None
 
+    def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # TODO 6: c_attn, cut into q, k and v, each split into heads:
+        #   [B, n_head, T, head_dim] each.
+        return None, None, None
+
     def __call__(self, x: Tensor) -> Tensor:
-        # TODO 6: c_attn, q/k/v into heads, attend, merge the heads, c_proj.
+        # TODO 7: the heads, attend, merge the heads, c_proj.
         return None

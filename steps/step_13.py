@@ -6,14 +6,18 @@ positions never change (the mask stops them from seeing later tokens), so
 each block can keep them. Then the prompt is run once (prefill) and every
 new token is one position of work (decode), attending to the cached keys.
 
-Nothing is written twice: CachedAttention extends your step-07 attention
-by one method, and GPT2WithCache runs your whole step-11 model. Compiling
-the two graphs and copying ids and logits is given (tutorial/engine.py).
+The cache passes through your code in the open, as in HF: each function
+takes the cached keys and values (past) and returns them grown by the new
+positions (present). It runs your step-07, 08 and 11 modules as they are.
+One graph, compiled once, serves the prefill (a cache of length 0) and
+every decode step: the cache length is a symbolic dim.
 
 Tasks:
-  1. CachedAttention.attend: the cached keys and values go before the new ones.
-  2. GPT2WithCache: give each block's attention its cache, then run your model.
-  3. generate_cached: after the prefill, feed only the newest token, at its position.
+  1. attention_with_cache: the cached keys and values go before the new ones.
+  2. block_with_cache: step 09's two halves, the attention's with its cache.
+  3. GPT2WithCache: each block on its own cache, then ln_f and the head.
+  4. compile_cached: the graph's input types, the cache length symbolic.
+  5. generate_cached: after the prefill, feed only the newest token.
 
 Check your work: pixi run s13
 """
@@ -24,67 +28,85 @@ from collections.abc import Iterator
 
 import numpy as np
 from max.driver import Device
+from max.dtype import DType
 from max.experimental import functional as F
 from max.experimental.tensor import Tensor
+from max.graph import DeviceRef, TensorType
 from max.nn.module_v3 import Module
 
+from solutions.solution_01 import GPT2Config
 from solutions.solution_07 import GPT2MultiHeadAttention
+from solutions.solution_08 import pre_norm_residual
+from solutions.solution_09 import GPT2Block
 from solutions.solution_11 import MaxGPT2LMHeadModel
 from solutions.solution_12 import Sampling, pick
-from tutorial import engine
+from tutorial.engine import Decoder
+
+# past and present: per block its keys, then its values, 2 * n_layer tensors
+# of [B, n_head, P, head_dim] for P cached positions
 
 
-class CachedAttention(GPT2MultiHeadAttention):
-    """Step 07's attention, whose queries also see earlier calls' keys and values."""
+def attention_with_cache(
+    attn: GPT2MultiHeadAttention, x: Tensor, past_k: Tensor, past_v: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Step 07's attention for T new positions after P cached ones:
+    (y [B, T, n_embd], then keys and values [B, n_head, P + T, head_dim])."""
+    q, k, v = attn.heads(x)  # the new positions: [B, n_head, T, head_dim]
+    # TODO 1: the cached keys and values go before the new ones, on the
+    #   position axis: [B, n_head, P + T, head_dim] each.
+    k, v = None, None
 
-    # cached keys, values: [B, n_head, P, head_dim] each
-    past: tuple[Tensor, Tensor] | None = None
-    present: tuple[Tensor, Tensor] | None = None  # all keys, values after this call
+    # step 07's scores offsets the mask by P = S - T: new query t sees keys 0..P + t
+    y = attn.c_proj(attn.merge_heads(attn.attend(q, k, v)))
+    return y, k, v
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        if self.past is not None:  # NEW
-            # TODO 1: the cached keys and values go before the new ones
-            #   (on the position axis).
-            k, v = None, None  # [B, n_head, P + T, head_dim] each
 
-        self.present = (k, v)  # NEW: the next call's cache
-        # step 07's attend: scores offsets the mask by P (S - T), softmax, then @ v
-        return super().attend(q, k, v)
+def block_with_cache(
+    block: GPT2Block, x: Tensor, past_k: Tensor, past_v: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Step 09's block for T new positions: (x [B, T, n_embd], keys, values)."""
+    # TODO 2: the attention half as step 09 has it, but through
+    #   attention_with_cache with this block's cache; then the MLP half.
+    return None, None, None
 
 
 class GPT2WithCache(Module):
     """Your step-11 model on T new tokens after P cached ones.
 
-    One call per prefill or decode step:
-    (ids [B, T], position_ids [T], *cache) -> (last logits [B, vocab], *cache),
-    where the cache is each block's keys and values, 2 * n_layer tensors.
+    (ids [B, T], position_ids [T], *past) -> (last logits [B, vocab], *present)
     """
 
     def __init__(self, model: MaxGPT2LMHeadModel):
-        self.model = model
+        self.model = model  # loaded as step 11 loads it: no weights of its own
 
-    def __call__(self, input_ids: Tensor, position_ids: Tensor, *cache: Tensor):
-        # each block's attention is a CachedAttention (engine.compile_cached)
-        attns = [block.attn for block in self.model.transformer.h]
-        # TODO 2: set each block's attn.past from the flat cache, laid out as
-        #   new_cache below; the prefill has no cache.
-        for i, attn in enumerate(attns):
-            attn.past = None
+    def __call__(self, input_ids: Tensor, position_ids: Tensor, *past: Tensor):
+        body = self.model.transformer  # step 10's GPT2Model
+        x = body.wte(input_ids) + body.wpe(position_ids)  # step 06's sum
+        present = []
+        # TODO 3: every block in order, each on its own keys and values from
+        #   past (laid out as the comment at the top says), each adding its
+        #   new ones to present in the same layout.
 
-        logits = self.model(input_ids, position_ids)  # step 11's forward: [B, T, vocab]
-        new_cache = [t for attn in attns for t in attn.present]
-        return (logits[:, -1], *new_cache)
+        # only the last position's logits leave the graph: [B, vocab_size]
+        return self.model.lm_head(body.ln_f(x[:, -1])), *present
 
 
-def compile_cached(model: MaxGPT2LMHeadModel, device: Device) -> engine.Engines:
-    """Given: your model's prefill and decode graphs, compiled once (engine.py)."""
-    return engine.compile_cached(
-        model, device, attention=CachedAttention, with_cache=GPT2WithCache
-    )
+def compile_cached(
+    model: MaxGPT2LMHeadModel, config: GPT2Config, device: Device
+) -> Decoder:
+    """One graph for the prefill and every decode step, compiled once."""
+    on = DeviceRef.from_device(device)
+    head_dim = config.n_embd // config.n_head
+    # TODO 4: compile GPT2WithCache(model) for int64 ids [batch, new] and
+    #   positions [new], then the float32 cache tensors, whose length is a
+    #   symbolic dim (0 in the prefill, one more after each decode step).
+    compiled = None
+
+    return Decoder(compiled, config, device)  # given: the copies to and from the device
 
 
 def generate_cached(
-    engines: engine.Engines,
+    decoder: Decoder,
     prompt: list[int],
     max_new_tokens: int,
     sampling: Sampling,
@@ -100,12 +122,12 @@ def generate_cached(
             f"{len(prompt) + max_new_tokens}"
         )
     rng = np.random.default_rng(sampling.seed)
-    # logits [vocab_size], and the cache: 2 * n_layer tensors
-    logits, cache = engines.prefill(prompt)
+    # logits [vocab_size], and the cache of the prompt's positions
+    logits, cache = decoder.prefill(prompt)
     for n in range(len(prompt), len(prompt) + max_new_tokens):
         token = pick(logits, sampling, rng)
         yield token
         if token == eos_id or n + 1 == len(prompt) + max_new_tokens:
             return
-        # TODO 3: decode only the new token, at its position n, after the n cached ones.
+        # TODO 5: decode only the new token, at its position n, after the n cached.
         logits, cache = None, None

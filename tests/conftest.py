@@ -1,6 +1,6 @@
 """The maintainers' suite runs its broken code and its longest commands in the background, beside the other tests.
 
-Both are jobs of the session's `pool` (tutorial/mutants.py), queued when collection ends:
+Both are jobs of the session's `pool` (tests/support/mutants.py), queued when collection ends:
 - broken code: the mutation checks (tests/test_mutations.py), the broken models of tests/test_one_model.py
   and the broken files of tests/test_learner_mistakes.py, each as its own `python -m ...` would run, many
   per long-lived worker process. Such a job spends most of its run compiling new MAX graphs on one core;
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tutorial.checks import CheckFailure
-from tutorial.mutants import Job, Pool
+from tests.support.mutants import Job, Pool
 
 pool = Pool()
 background = {}  # "mutants": the session's test_mutations.Mutants, when it has mutation tests

@@ -6,7 +6,7 @@ import re
 from tests.conftest import pool
 from tutorial.bench import ROWS
 from tutorial.course import ROOT
-from tutorial.mutants import Job
+from tests.support.mutants import Job
 
 TINY = ["--tiny", "--prompt-tokens", 4, "--new-tokens", 4]
 
@@ -54,7 +54,7 @@ def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table():
     for kind in ("matrix-vector products", "attention over the cache", "cache update", "host round trip"):
         row = next((line for name, line in rows.items() if name.startswith(kind)), None)
         assert row and re.search(r"\s[\d.]+\s+\d+%\s+[\d.]+", row), f"no timed row for {kind}:\n{table.read_text()}"
-    assert re.search(r"the decode step \(engines\.decode\)\s+[\d.]+\s+100%", table.read_text()), table.read_text()
+    assert re.search(r"the decode step \(decoder\.decode\)\s+[\d.]+\s+100%", table.read_text()), table.read_text()
     # the chapter's table was written by the same command (on GPT-2 124M): same rows, in the same order
     shown = (ROOT / "book" / "src" / "measured" / "decode_profile.txt").read_text()
     assert "{{#include measured/decode_profile.txt}}" in (ROOT / "book" / "src" / "step_13.md").read_text()

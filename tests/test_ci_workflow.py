@@ -1,7 +1,7 @@
 """The GitHub workflow runs what learners run: pixi.toml's tasks, on pixi.toml's platforms.
 
 .github/workflows/ci.yml runs `pixi run test` on Linux and, on Apple silicon, every step of
-tutorial/course.toml against the solutions, `pixi run generate` on tutorial/tiny.py's offline
+tutorial/course.toml against the solutions, `pixi run generate` on tests/support/tiny.py's offline
 checkpoint and the book's test. Its jobs and the Classroom template (templates/github-classroom.yml)
 keep MAX's compile cache and the HF reference's outputs under a key made of the MAX version and a
 hash of tutorial/ and solutions/. Each check lists what a workflow gets wrong, one line each; the
@@ -17,7 +17,8 @@ import tomllib
 import pytest
 import yaml
 
-from tutorial import course, tiny
+from tests.support import tiny
+from tutorial import course
 from tutorial.classroom import TEMPLATE
 from tutorial.course import ROOT
 
@@ -107,7 +108,7 @@ def macos_problems(workflow: dict) -> list[str]:
     given = dict(zip(generate, generate[1:]))  # each flag and the word after it
     want_args = {"--model": "build/tiny-gpt2", "--prompt": f'"{tiny.PROMPT}"', "--use": "solutions"}
     if any(given.get(flag) != value for flag, value in want_args.items()):
-        wrong.append(f"the macOS job must run `pixi run generate` with {want_args} (tutorial/tiny.py's prompt)")
+        wrong.append(f"the macOS job must run `pixi run generate` with {want_args} (tests/support/tiny.py's prompt)")
     if ("test-book", []) not in runs:
         wrong.append("the macOS job does not run `pixi run test-book`")
     return wrong
@@ -263,7 +264,7 @@ BROKEN = {
     "generate on another prompt": (
         edit_run("macos", tiny.PROMPT, "hello"),
         macos_problems,
-        "(tutorial/tiny.py's prompt)",
+        "(tests/support/tiny.py's prompt)",
     ),
     "no book on macOS": (
         drop_step("macos", "pixi run test-book"),

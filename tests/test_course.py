@@ -2,20 +2,22 @@
 
 Every stub leaves work (TODO markers) and fails its checks as committed;
 a stub differs from its solution only inside its TODO blocks; chapters,
-tasks and pins agree with the files they describe; pixi.toml's sNN tasks and
-book/src/SUMMARY.md agree with the registry, tutorial/course.toml.
+tasks and pins agree with the files they describe; the files generated from the
+registry, tutorial/course.toml, are what `python -m tutorial.dev sync` writes.
 """
 
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 
 import pytest
 
 from tests.conftest import pool
-from tutorial import course, todos
-from tutorial.course import ROOT, TITLES, built, chapter_path, hints, solution_path, stub_path
-from tutorial.mutants import Job
+from tutorial import course, dev, todos
+from tutorial.course import ROOT, built, chapter_path, hints, solution_path, stub_path
+from tests.support.mutants import Job
 
 STEPS = built()
 # "1. **Positions** (`# TODO 1`, lines 36-38)": the TODO comment is what a reader finds in the
@@ -66,90 +68,92 @@ def test_every_include_resolves():
             assert (chapter.parent / target).resolve().exists(), f"{chapter.name} includes missing {target}"
 
 
-# -- the registry: tutorial/course.toml, and what must agree with it ------------------------------
-SUMMARY = ROOT / "book" / "src" / "SUMMARY.md"
-STEP_TASK = re.compile(r"s\d+")  # a pixi task named like a step's: s05, s14
-LINK = re.compile(r"^\s*- \[(.+?)\]\(\./([^)]+)\)", re.M)  # "- [Step 05: Token embeddings](./step_05.md)"
-
-
-def step_tasks_disagree(tasks: dict) -> list[str]:
-    """What pixi.toml's [tasks] gets wrong about the registry's steps, one line each."""
-    wrong = []
-    for n, step in course.STEPS.items():
-        want = f"python -m pytest {step.test.relative_to(ROOT).as_posix()}"
-        got = tasks.get(step.task)
-        got = got if isinstance(got, str) or got is None else got.get("cmd")
-        if got != want:
-            wrong.append(f"pixi.toml: task {step.task} must be `{want}`, it is " + (f"`{got}`" if got else "missing"))
-    registered = {step.task for step in course.STEPS.values()}
-    wrong += [
-        f"pixi.toml: task {name} looks like a step's, but tutorial/course.toml has no such step"
-        for name in tasks
-        if STEP_TASK.fullmatch(name) and name not in registered
-    ]
-    return wrong
-
-
-def summary_disagrees(text: str) -> list[str]:
-    """What SUMMARY.md gets wrong about the registry's steps: each chapter, "Step NN: <title>", in order."""
-    chapters = {step.chapter.relative_to(SUMMARY.parent).as_posix() for step in course.STEPS.values()}
-    found = [(title, path) for title, path in LINK.findall(text) if path in chapters or title.startswith("Step ")]
-    want = [
-        (f"Step {n:02d}: {step.title}", step.chapter.relative_to(SUMMARY.parent).as_posix())
-        for n, step in course.STEPS.items()
-    ]
-    for i, (got, wanted) in enumerate(zip(found + [None] * len(want), want)):
-        if got != wanted:
-            shown = f"[{got[0]}](./{got[1]})" if got else "nothing"
-            return [f"SUMMARY.md: step entry {i + 1} must be [{wanted[0]}](./{wanted[1]}), it is {shown}"]
-    return [f"SUMMARY.md: [{t}](./{p}) is not a step of tutorial/course.toml" for t, p in found[len(want) :]]
-
-
-def test_registry_files_exist():
-    for n, step in course.STEPS.items():
-        for path in step.files:
-            assert path.exists(), (
-                f"tutorial/course.toml's step {n:02d} names {path.relative_to(ROOT)}, which does not exist"
-            )
-
-
-def test_pixi_step_tasks_match_the_registry():
-    wrong = step_tasks_disagree(tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"])
-    assert not wrong, wrong[0]
-
-
-def test_summary_lists_every_step_in_order_with_its_title():
-    wrong = summary_disagrees(SUMMARY.read_text())
-    assert not wrong, wrong[0]
-
-
-def test_the_registry_checks_catch_a_stray_task_and_a_wrong_title():
-    """The two checks above, on a broken copy of pixi.toml's tasks and of SUMMARY.md."""
-    tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
-    assert step_tasks_disagree({**tasks, "s99": "python -m pytest tests/test_step_99.py"}) == [
-        "pixi.toml: task s99 looks like a step's, but tutorial/course.toml has no such step"
-    ]
-    del tasks["s05"]
-    assert step_tasks_disagree(tasks)[0].startswith(
-        "pixi.toml: task s05 must be `python -m pytest tests/test_step_05.py`"
-    )
-    text = SUMMARY.read_text()
-    broken = text.replace("[Step 05: Token embeddings]", "[Step 05: Token embedding]")
-    assert summary_disagrees(broken) == [
-        "SUMMARY.md: step entry 5 must be [Step 05: Token embeddings](./step_05.md), "
-        "it is [Step 05: Token embedding](./step_05.md)"
-    ]
-    swapped = text.replace("(./step_05.md)", "(./tmp.md)").replace("(./step_06.md)", "(./step_05.md)")
-    assert summary_disagrees(swapped.replace("(./tmp.md)", "(./step_06.md)"))[0].startswith(
-        "SUMMARY.md: step entry 5 must be [Step 05: Token embeddings](./step_05.md)"
+# -- the registry: tutorial/course.toml, and the files `python -m tutorial.dev sync` generates from it -----
+def dev_check(root) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tutorial.dev", "check"], cwd=root, capture_output=True, text=True, timeout=120
     )
 
 
-def test_registry_is_the_steps_in_order():
-    assert list(course.STEPS) == list(range(1, len(course.STEPS) + 1))
-    assert TITLES == {n: step.title for n, step in course.STEPS.items()}
-    assert all(0 < step.minutes <= 120 for step in course.STEPS.values()), "minutes: an estimate per step, 1-120"
-    assert not (ROOT / "tutorial" / "hints.toml").exists(), "the hints live in tutorial/course.toml now"
+def test_the_generated_files_and_every_steps_files_agree_with_the_registry():
+    """`python -m tutorial.dev check`: pixi.toml's sNN tasks, SUMMARY.md's step lines and the Classroom
+    template's steps are what `sync` writes, every step has its four files, the steps count from 1."""
+    run = dev_check(ROOT)
+    assert run.returncode == 0, f"run `python -m tutorial.dev sync`:\n{run.stdout}{run.stderr}"
+    assert run.stdout == f"the course's {len(course.STEPS)} steps agree with tutorial/course.toml\n", run.stdout
+
+
+@pytest.fixture
+def course_copy(tmp_path):
+    """What `dev check` reads, copied: tutorial/ (the registry, and dev.py), every step's four files, pixi.toml,
+    book/src/ and templates/. `python -m tutorial.dev check` run in it checks the copy."""
+    for folder in ("tutorial", "steps", "solutions", "book/src", "templates"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "tests").mkdir()
+    for step in course.STEPS.values():
+        shutil.copy(step.test, tmp_path / "tests")
+    shutil.copy(ROOT / "pixi.toml", tmp_path)
+    assert dev_check(tmp_path).returncode == 0, "the copy must start whole"
+    return tmp_path
+
+
+def test_dev_check_names_a_stray_task_a_wrong_title_and_a_missing_chapter(course_copy):
+    # the registry's titles; step 05's task and test follow its [files]: s{n:02d}, tests/test_step_{n:02d}.py
+    assert course.TITLES[5] == "Token embeddings" and course.TITLES[3] == "Layer normalization"
+    s05 = 's05 = "python -m pytest tests/test_step_05.py"'
+    s99 = 's99 = "python -m pytest tests/test_step_99.py"'
+    pixi = course_copy / "pixi.toml"
+    line = pixi.read_text().splitlines().index(s05) + 2  # s99's line, right under s05 in the block
+    pixi.write_text(pixi.read_text().replace(s05, f"{s05}\n{s99}") + 's98 = "python -m pytest tests/test_step_98.py"\n')
+    summary = course_copy / "book" / "src" / "SUMMARY.md"
+    good = "- [Step 05: Token embeddings](./step_05.md)"
+    bad = "- [Step 05: Token embedding](./step_05.md)"
+    at = summary.read_text().splitlines().index(good) + 1
+    summary.write_text(summary.read_text().replace(good, bad))
+    template = course_copy / "templates" / "github-classroom.yml"
+    template.write_text(template.read_text().replace("test-name: s03 Layer normalization", "test-name: s03 Layer norm"))
+    (course_copy / "book" / "src" / "step_06.md").unlink()
+
+    run = dev_check(course_copy)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert sorted(run.stdout.splitlines()) == sorted(
+        [
+            f"pixi.toml:{line}: sync would remove `{s99}`",
+            "pixi.toml: task s98 looks like a step's, but tutorial/course.toml has no such step",
+            f"book/src/SUMMARY.md:{at}: sync would write `{good}` instead of `{bad}`",
+            "templates/github-classroom.yml: sync would regenerate it: where it has a test named `s03 Layer norm`, "
+            "the registry makes `s03 Layer normalization`",
+            "tutorial/course.toml: step 06's chapter book/src/step_06.md does not exist",
+        ]
+    ), run.stdout
+
+
+def test_dev_check_refuses_steps_out_of_order_in_one_line(course_copy):
+    registry = course_copy / "tutorial" / "course.toml"
+    registry.write_text(registry.read_text().replace("number = 2\n", "number = 3\n", 1))
+    run = dev_check(course_copy)
+    assert (run.returncode, run.stdout) == (1, ""), run.stdout + run.stderr
+    assert run.stderr == (
+        "tutorial/course.toml: [[step]] #2 says number = 3: steps count from 1, in order, with no gaps\n"
+    ), run.stderr
+
+
+def test_dev_sync_puts_back_what_check_names():
+    """sync's rewriting, on broken copies of the committed pixi.toml and SUMMARY.md: only the step lines change."""
+    pixi = (ROOT / "pixi.toml").read_text()
+    s05 = 's05 = "python -m pytest tests/test_step_05.py"\n'
+    assert dev.pixi_synced(pixi.replace(s05, "")) == pixi  # a step's task missing
+    assert dev.pixi_synced(pixi.replace(s05, s05 + 's99 = "python -m pytest tests/test_step_99.py"\n')) == pixi
+    assert dev.pixi_synced(pixi.replace(s05, s05.replace("05.py", "5.py"))) == pixi
+    summary = (ROOT / "book" / "src" / "SUMMARY.md").read_text()
+    n = len(course.STEPS)
+    last = f"- [Step {n:02d}: {course.TITLES[n]}](./step_{n:02d}.md)\n"
+    assert last in summary
+    assert dev.summary_synced(summary.replace(last, "")) == summary  # a new step: its line after the last
+    assert dev.summary_synced(summary.replace(last, last + "- [Step 99: Gone](./step_99.md)\n")) == summary
+    assert dev.summary_synced(summary.replace("Token embeddings", "Token embedding")) == summary
+    swapped = summary.replace("(./step_05.md)", "(./tmp)").replace("(./step_06.md)", "(./step_05.md)")
+    assert dev.summary_synced(swapped.replace("(./tmp)", "(./step_06.md)")) == summary
 
 
 def pins(text_lines) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""`pixi run generate` end to end, offline: a tiny random GPT-2 with its own tokenizer (tutorial/tiny.py).
+"""`pixi run generate` end to end, offline: a tiny random GPT-2 with its own tokenizer (tests/support/tiny.py).
 
 Its greedy tokens must be HF generate's; each bad input must end in one line
 on stderr and a non-zero exit, without a traceback.
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import pool
-from tutorial import tiny as tiny_model
+from tests.support import tiny as tiny_model
 from tutorial.course import ROOT, solution_path, stub_path
-from tutorial.mutants import Job
-from tutorial.tiny import PROMPT
+from tests.support.mutants import Job
+from tests.support.tiny import PROMPT
 
 NEW = 24
 

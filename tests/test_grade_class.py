@@ -246,11 +246,12 @@ def test_the_autograder_zip_follows_gradescopes_layout(autograder):
         "pytest.ini",
         "tutorial/grade.py",
         "tutorial/grading.toml",
-        "tests/conftest.py",
         *(f"tests/test_step_{n:02d}.py" for n in STEPS),
         *(f"solutions/solution_{n:02d}.py" for n in STEPS),
     ):
         assert name in modes, f"the autograder zip lacks {name}"
+    suite_only = [name for name in modes if name.startswith(("tests/support/", "tests/conftest.py"))]
+    assert not suite_only, f"the autograder zip holds the maintainers' suite code: {suite_only}"
     assert subprocess.run(["bash", "-n", source / "setup.sh"]).returncode == 0
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import pool
 from tutorial.course import solution_path
-from tutorial.mutants import Job
+from tests.support.mutants import Job
 from tutorial.runner import run_step
 
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"

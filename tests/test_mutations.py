@@ -5,7 +5,7 @@ missing scale, exact GELU, post-norm...), the check that must fail and a
 piece of the line it must print. This applies each edit to a copy of the
 solution and runs that one check on it, as `--use DIR` would for a student:
 `python -m pytest tests/test_step_NN.py::check --use DIR`, in a long-lived
-worker process that runs one mutant after another (tutorial/mutants.py).
+worker process that runs one mutant after another (tests/support/mutants.py).
 """
 
 import hashlib
@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import background
 from tutorial.course import built, solution_path
-from tutorial.mutants import Job, Pool
+from tutorial.reference import prune
+from tests.support.mutants import Job, Pool
 
 CASES = [
     pytest.param(n, m, id=f"step{n:02d}-{m.name}")
@@ -40,7 +41,9 @@ def mutant_job(n, mutation, folder: Path) -> Job:
     )
     text = solution.replace(mutation.old, mutation.new)
     source = SOURCES / hashlib.sha1(text.encode()).hexdigest()[:16] / f"step_{n:02d}.py"
-    if not source.exists():  # written whole, then renamed: a session beside this one may write it too
+    if source.exists():
+        os.utime(source.parent)  # in use: the newest, for prune
+    else:  # written whole, then renamed: a session beside this one may write it too
         source.parent.mkdir(parents=True, exist_ok=True)
         partial = source.with_name(f"{source.name}.{os.getpid()}")
         partial.write_text(text)
@@ -65,6 +68,7 @@ class Mutants:
                 pool.add(("mutation", n, mutation), mutant_job(n, mutation, self.directory / str(i)))
             except AssertionError as error:
                 self.unusable[n, mutation] = str(error)
+        prune(SOURCES, "*", keep=2 * len(order))  # this session's mutants are the newest: older ones go
 
     def result(self, n, mutation) -> tuple[int, str, str]:
         assert (n, mutation) not in self.unusable, self.unusable.get((n, mutation))

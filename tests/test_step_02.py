@@ -18,7 +18,7 @@ def mask(step, sequence_length, num_tokens, dtype=None):
     from max.dtype import DType
 
     dtype = dtype or DType.float32
-    what = f"causal_mask({sequence_length!r}, {num_tokens}, dtype={dtype}, device={checks.DEVICE})"
+    what = f"causal_mask({sequence_length!r}, {num_tokens}, dtype={dtype}, device={checks.SESSION.device})"
     return returned(step.causal_mask, sequence_length, num_tokens, dtype=dtype, device=device(), what=what, todo=2)
 
 

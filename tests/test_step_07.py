@@ -88,8 +88,8 @@ def known_outputs(ref, q, k, v):
     return {
         "softmax ran over the queries (axis=-2): each query's weights must sum to 1 over the keys, "
         f"F.softmax(scores, axis=-1) ({todo(5)})": attend(q, k, v, axis=-2),
-        "q and k are swapped: c_attn's output is q, then k, then v": attend(k, q, v),
-        "q, k and v are taken in the wrong order: c_attn's output is q, then k, then v": attend(q, v, k),
+        f"q and k are swapped: c_attn's output is q, then k, then v ({todo(6)})": attend(k, q, v),
+        f"q, k and v are taken in the wrong order: c_attn's output is q, then k, then v ({todo(6)})": attend(q, v, k),
         "c_proj is not applied: the merged heads go through self.c_proj": attend(q, k, v, project=False),
     }
 
@@ -125,7 +125,7 @@ def test_scores_match_hf_before_softmax(methods, hf):
 
 def test_attention_matches_hf(layer, methods, hf, ref):
     """The whole layer; if it differs, the first piece that does is named."""
-    got = result(layer, "out", todo(6))
+    got = result(layer, "out", todo(7))
     pieces = (test_split_heads_matches_hf, test_scores_match_hf_before_softmax, test_merge_heads_undoes_split_heads)
     if not agrees(got, hf["out"]):
         for piece, check in zip(methods, pieces):  # in the order __call__ runs them
@@ -134,15 +134,16 @@ def test_attention_matches_hf(layer, methods, hf, ref):
             except CheckFailure as error:
                 raise CheckFailure(f"attn(x) differs from HF, first in {piece}: {error}") from None
     says = "split_heads, scores and merge_heads match HF, so look at attend (softmax over the keys, axis=-1, then "
-    says += f"weights @ v, {todo(5)}) and at how __call__ joins them: c_attn, split q/k/v, attend, merge, c_proj"
+    says += f"weights @ v, {todo(5)}), at heads (c_attn, cut into q, k, v, each split, {todo(6)}) and at how "
+    says += f"__call__ joins them: heads, attend, merge, c_proj ({todo(7)})"
     if np.isnan(got).any():
         says = "it has NaN: does every score go through F.softmax before the matmul with v?"
-    expect_close(got, hf["out"], "attn(x)", axes=BTC, todo=6, hint=says, mistakes=known_outputs(ref, *hf["heads"]))
+    expect_close(got, hf["out"], "attn(x)", axes=BTC, todo=7, hint=says, mistakes=known_outputs(ref, *hf["heads"]))
 
 
 def test_a_position_never_sees_later_ones(layer):
     """Change only the last position's input: every earlier output must stay as it was."""
-    got, later = result(layer, "out", todo(6))[:, :-1], result(layer, "later", todo(6))[:, :-1]
+    got, later = result(layer, "out", todo(7))[:, :-1], result(layer, "later", todo(7))[:, :-1]
     what, says = "changing only the last position's input changed earlier outputs", "A query must not see later keys"
     expect_equal(later, got, what, axes=BTC, todo=4, hint=f"{says}: add the causal mask to the scores")
 

@@ -14,7 +14,7 @@ F16_EPS = 2.0**-11  # fp16's relative rounding: each block's scale is stored as 
 
 @pytest.fixture(autouse=True)
 def cpu_only():
-    if checks.DEVICE == "gpu":
+    if checks.SESSION.device == "gpu":
         pytest.skip("the quantized path is CPU-only in MAX 25.7")
 
 

@@ -14,8 +14,8 @@ import xml.etree.ElementTree as ET
 
 from tests.conftest import pool
 from tutorial.course import solution_path
-from tutorial.mutants import Job
-from tutorial.runner import SETTINGS
+from tests.support.mutants import Job
+from tutorial.state import SETTINGS
 
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
 LOOP = "while True:\n            pass"

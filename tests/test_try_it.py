@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import pool
 from tutorial.course import ROOT, built, chapter_path
-from tutorial.mutants import Job
+from tests.support.mutants import Job
 
 STEPS = built()
 PRIMER = ROOT / "book" / "src" / "max_primer.md"

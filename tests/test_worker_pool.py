@@ -1,4 +1,4 @@
-"""The job pool the maintainers' suite runs broken code in (tutorial/mutants.py): a job that kills its
+"""The job pool the maintainers' suite runs broken code in (tests/support/mutants.py): a job that kills its
 worker, or hangs past its limit, ends in a result that says so, and a fresh worker takes the next job."""
 
 import os
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tutorial.mutants import Job, Pool
+from tests.support.mutants import Job, Pool
 
 CHECKS = """
 import os

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tutorial import hint, progress, reset, runner, watch
+from tutorial import hint, progress, reset, runner, state, watch
 from tutorial.course import ROOT, built, solution_path, stub_path
 from tutorial.todos import blocks
 
@@ -141,7 +141,7 @@ def test_reset_for_the_courses_author_is_the_newest_commit(tmp_path):
         (root / "steps" / "step_05.py").write_text(text)
         git(root, "add", "steps/step_05.py")
         git(root, "commit", "-q", "-m", text, who="course")
-    assert reset.committed_stub(5, root)[0] == "stub v2\n"
+    assert state.committed_stub(5, root)[0] == "stub v2\n"
 
 
 def test_reset_outside_git_says_so(tmp_path):
@@ -153,7 +153,7 @@ def test_reset_outside_git_says_so(tmp_path):
 
 # -- progress and watch ------------------------------------------------------------------------
 def test_progress_shows_done_not_started_and_the_bar(tmp_path):
-    mine = submission(tmp_path / "mine", step_01=reset.committed_stub(1)[0], step_05=solution(5))
+    mine = submission(tmp_path / "mine", step_01=state.committed_stub(1)[0], step_05=solution(5))
     before = listing(mine)
     out = command("progress", "--use", mine, state=tmp_path / "state")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -216,7 +216,7 @@ def test_watch_without_a_step_picks_the_first_unfinished(tmp_path, monkeypatch):
     from rich.console import Console
 
     monkeypatch.setattr(runner, "STATE", tmp_path / "state")
-    mine = submission(tmp_path / "mine", step_01=solution(1), step_05=reset.committed_stub(5)[0])
+    mine = submission(tmp_path / "mine", step_01=solution(1), step_05=state.committed_stub(5)[0])
     runner.remember(1, mine / "step_01.py", True)  # passed before: not checked again
     later = [n for n in built() if n > 1]
     assert watch.first_unfinished(str(mine), Console()) == later[0]  # missing or the untouched stub
@@ -258,7 +258,7 @@ def test_grade_gives_credit_per_check_and_never_writes_into_the_submission(tmp_p
 def test_grade_exits_0_when_everything_passes(tmp_path):
     out, report, steps = grade(submission(tmp_path / "sub", step_05=solution(5)), tmp_path)
     assert out.returncode == 0 and report["passed"] and list(steps) == [5], out.stdout
-    assert report["limits"] == runner.SETTINGS["limits"], report["limits"]  # grading.toml's, without flags
+    assert report["limits"] == state.SETTINGS["limits"], report["limits"]  # grading.toml's, without flags
 
 
 def test_grade_survives_a_hang_and_an_abort(tmp_path):
@@ -298,7 +298,7 @@ def test_weights_come_from_grading_toml(monkeypatch):
     from tutorial import grade as grading
 
     monkeypatch.setitem(
-        runner.SETTINGS, "points", {"default": 1, "s01": {"default_matches_hf": 0.5, "default_matches_hf[n_embd]": 3}}
+        state.SETTINGS, "points", {"default": 1, "s01": {"default_matches_hf": 0.5, "default_matches_hf[n_embd]": 3}}
     )
     assert grading.weight(1, "test_default_matches_hf[n_head]") == 0.5
     assert grading.weight(1, "test_default_matches_hf[n_embd]") == 3

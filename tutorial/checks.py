@@ -8,16 +8,18 @@ failure is a `CheckFailure` whose message is the whole report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from tutorial.explain import StepError, describe
+from tutorial import weights
+from tutorial.explain import CheckFailure, StepError, describe
 from tutorial.maxprivate import realize
 
-
-class CheckFailure(AssertionError):
-    """A check that did not pass; the message says what and where."""
+__all__ = ["CheckFailure"]  # the checks' failure, defined with the other error classes in explain
 
 
 @dataclass(frozen=True)
@@ -36,19 +38,40 @@ TOLERANCES = {
     "cpu": Tolerance(atol=1e-4, rtol=1e-4, name="CPU fp32"),
     "gpu": Tolerance(atol=2e-2, rtol=2e-2, name="GPU fp32"),
 }
-# Set once by the test session (tutorial/pytest_plugin.py): --device, and the file under check.
-DEVICE = "cpu"
-LEARNER_FILE = None
+
+
+@dataclass
+class CheckSession:
+    """What the checks of one pytest run share: the device (--device), and the learner's file while
+    a step's checks run. The pytest plugin makes one per run (`pytest_configure`); its `step` fixture
+    sets `learner` for its test file and clears it after (`checking`), so no check sees the file of
+    a test file that ran before it."""
+
+    device: str = "cpu"
+    learner: Path | None = None
+
+
+SESSION = CheckSession()  # outside pytest (a Try it, the tools): the CPU, no file under check
+
+
+@contextmanager
+def checking(path: Path) -> Iterator[None]:
+    """`path` is the file under check for the duration: one test file's step."""
+    before, SESSION.learner = SESSION.learner, path
+    try:
+        yield
+    finally:
+        SESSION.learner = before
 
 
 def tolerance() -> Tolerance:
-    return TOLERANCES[DEVICE]
+    return TOLERANCES[SESSION.device]
 
 
 def device():
     from max.driver import CPU, Accelerator
 
-    return Accelerator() if DEVICE == "gpu" else CPU()
+    return Accelerator() if SESSION.device == "gpu" else CPU()
 
 
 def tensor(array: np.ndarray):
@@ -57,7 +80,7 @@ def tensor(array: np.ndarray):
     from max.experimental.tensor import Tensor
 
     array = np.ascontiguousarray(array)
-    if DEVICE == "cpu":
+    if SESSION.device == "cpu":
         return Tensor.from_dlpack(array)
     return Tensor(storage=driver.Tensor.from_numpy(array).to(device()))
 
@@ -87,7 +110,7 @@ def call(fn, *args, what: str):
     except Exception as error:
         from tutorial.explain import explain
 
-        raise CheckFailure(f"{what}: {explain(error, LEARNER_FILE)}") from error
+        raise CheckFailure(f"{what}: {explain(error, SESSION.learner)}") from error
 
 
 def run(fn, *inputs: np.ndarray, what: str) -> np.ndarray:
@@ -115,14 +138,13 @@ def todo(n: int) -> str:
     """Where TODO n is in the file under check, for a failure message."""
     from tutorial.explain import shown, todo_line
 
-    line = todo_line(LEARNER_FILE, n) if LEARNER_FILE else None
-    return f"TODO {n}" + (f", {shown(LEARNER_FILE)}:{line}" if line else "")
+    file = SESSION.learner
+    line = todo_line(file, n) if file else None
+    return f"TODO {n}" + (f", {shown(file)}:{line}" if line else "")
 
 
 def load(module, state: dict[str, np.ndarray], what: str) -> None:
     """Load reference weights (already in MAX layout), strict by key and shape: tutorial.weights.load."""
-    from tutorial import weights  # weights imports CheckFailure from here
-
     weights.load(module, state, what)
 
 

@@ -16,7 +16,7 @@ import sys
 
 from tutorial.course import ROOT, TITLES
 from tutorial.grade import course_checks, full_points
-from tutorial.runner import SETTINGS
+from tutorial.state import SETTINGS
 
 TEMPLATE = ROOT / "templates" / "github-classroom.yml"
 

@@ -42,23 +42,20 @@ def timed(fn: Callable[[], object], repeats: int = REPEATS) -> float:
 
 def profile(args) -> list[tuple[str, float, int]]:
     """(what, seconds, bytes it must read) per row, the decode step itself last. Runs in its own process."""
-    from max import driver
-    from max.driver import CPU
     from max.dtype import DType
     from max.experimental import functional as F
     from max.graph import DeviceRef, TensorType
     from max.nn.module_v3 import Linear, Module
 
-    from tutorial.engine import to_device
+    from tutorial.engine import to_device, to_host
     from tutorial.generate import build, device_for, read_config
     from tutorial.impl import Source
-    from tutorial.maxprivate import compiled_model
 
     path = Path(args.weights)
     config = read_config(path)
     device = device_for(args.device)
     step12, loop, _, _ = build(Source(args.use), config, path, device, cache=True)
-    engines, model = loop.engines, loop.engines.model
+    decoder, model = loop.decoder, loop.model
     blocks = list(model.transformer.h)
     n_head, head_dim, n_embd = blocks[0].attn.n_head, blocks[0].attn.head_dim, config["n_embd"]
     cached = args.prompt_tokens + args.new_tokens // 2  # the middle of the bench's decode steps
@@ -67,9 +64,9 @@ def profile(args) -> list[tuple[str, float, int]]:
     def compile_alone(module: Module, *shapes: list[int]) -> Callable[..., object]:
         """module compiled for float32 inputs of these shapes; calling it runs it on zeros."""
         types = [TensorType(DType.float32, shape, device=dev) for shape in shapes]
-        engine = compiled_model(module.compile(*types))
-        inputs = [driver.Tensor.from_numpy(np.zeros(shape, np.float32)).to(device) for shape in shapes]
-        return lambda: engine.execute(*inputs)
+        compiled = module.compile(*types)
+        inputs = [to_device(np.zeros(shape), device, np.float32) for shape in shapes]
+        return lambda: compiled(*inputs)
 
     class Parts(Module):
         """Holds the model's own modules under new names, so that compile finds their weights."""
@@ -86,11 +83,8 @@ def profile(args) -> list[tuple[str, float, int]]:
 
     class Attention(Parts):
         def __call__(self, q, k, v):  # one query; P + 1 keys and values per block
-            outs = []
-            for block in blocks:
-                block.attn.past = None  # step 07's attend, no concat: the update is timed apart
-                outs.append(block.attn.attend(q, k, v))
-            return tuple(outs)
+            # step 07's attend, no concat: the update is timed apart
+            return tuple(block.attn.attend(q, k, v) for block in blocks)
 
     class CacheUpdate(Module):
         def __call__(self, past, new):
@@ -153,17 +147,17 @@ def profile(args) -> list[tuple[str, float, int]]:
 
     def round_trip():
         to_device([[0]], device), to_device([cached], device)
-        engines.last_logits.to(CPU()).to_numpy()
+        to_host(last_logits)
 
-    engines.last_logits = driver.Tensor.from_numpy(np.zeros((1, config["vocab_size"]), np.float32)).to(device)
+    last_logits = to_device(np.zeros((1, config["vocab_size"])), device, np.float32)
     rows.append(("host round trip (ids, logits)", timed(round_trip), logits_bytes))
     logits = np.random.default_rng(0).normal(size=config["vocab_size"]).astype(np.float32)
     rng = np.random.default_rng(0)
     for name, sampling in (("greedy", step12.Sampling(greedy=True)), ("top-k 40", step12.Sampling(False, 0.8, 40))):
         rows.append((f"sampling: {name} (pick)", timed(lambda s=sampling: step12.pick(logits, s, rng)), 0))
 
-    _, cache = engines.prefill(list(range(cached)))
-    rows.append(("the decode step (engines.decode)", timed(lambda: engines.decode(0, cached, cache)), 0))
+    _, cache = decoder.prefill(list(range(cached)))
+    rows.append(("the decode step (decoder.decode)", timed(lambda: decoder.decode(0, cached, cache)), 0))
     return rows
 
 

@@ -10,8 +10,13 @@ from functools import cache
 from pathlib import Path
 
 from tutorial.course import ROOT, solution_path, stub_path
+from tutorial.state import committed_stub
 from tutorial.maxprivate import graph_failed, index_out_of_bounds, no_mlir_context, op_failure
 from tutorial.todos import block_at, blocks
+
+
+class CheckFailure(AssertionError):
+    """A check that did not pass; the message says what and where."""
 
 
 class StepError(Exception):
@@ -142,7 +147,6 @@ def definitions(text: str) -> dict[str, tuple[str, int]]:
 def course_texts(n: int) -> tuple[tuple[str, str], ...]:
     """("stub" | "solution", text) of step n as the course wrote it, best first. steps/step_NN.py may be
     the learner's own file, the very one that lost the name, so git's committed stub comes first."""
-    from tutorial.reset import committed_stub  # reset imports runner, which imports this module
 
     texts = [("stub", stub[0])] if (stub := committed_stub(n)) and stub[0] else []  # None: no git history
     for label, path in (("stub", stub_path(n)), ("solution", solution_path(n))):

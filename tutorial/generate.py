@@ -226,7 +226,8 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
     step01 = importlib.import_module("solutions.solution_01")
     step11 = importlib.import_module("solutions.solution_11")
     start = time.perf_counter()
-    model = step11.MaxGPT2LMHeadModel(step01.GPT2Config(**{k: config[k] for k in CONFIG_FIELDS if k in config}))
+    gpt2_config = step01.GPT2Config(**{k: config[k] for k in CONFIG_FIELDS if k in config})
+    model = step11.MaxGPT2LMHeadModel(gpt2_config)
     try:
         step11.load_gpt2(model, path)
     except step11.WeightError as error:
@@ -238,16 +239,41 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
     print(
         "compiling the model (once: a minute or two on a cold MAX cache, seconds after)...", file=sys.stderr, flush=True
     )
-    if step13:  # the KV cache: a prefill graph and a one-token decode graph
-        engines = step13.compile_cached(model, device)
+    if step13:  # the KV cache: one graph for the prefill and every decode step
+        from tutorial import engine
+
+        engine.stream_linears(model)  # a decode step reads every weight once: read them at full speed
+        decoder = step13.compile_cached(model, gpt2_config, device)
+        agree_with_full_forward(step12, decoder, model, config, device)
         loop = lambda ids, new, sampling, eos: step13.generate_cached(  # noqa: E731
-            engines, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos
+            decoder, ids, new, sampling, n_positions=config["n_positions"], eos_id=eos
         )
-        loop.engines = engines  # for `bench --profile`, which times the decode graph's parts
+        loop.decoder, loop.model = decoder, model  # for `bench --profile`, which times the decode step's parts
     else:  # step 12's loop: a full forward over the whole text per token
         compiled = step12.compile_model(model, device)
         loop = lambda ids, new, sampling, eos: step12.generate(compiled, ids, new, sampling, device=device, eos_id=eos)  # noqa: E731
     return step12, loop, loaded - start, time.perf_counter() - loaded
+
+
+def agree_with_full_forward(step12, decoder, model, config: dict, device) -> None:
+    """Step 13's prefill against step 12's full forward, once, on a fixed 8-token text.
+
+    The KV-cache model reuses the learner's modules but writes its own forward, so a step whose
+    __call__ it bypasses (06, 09, 10, 11) could be broken while the cached text looks fine; the
+    two must agree before a token is written.
+    """
+    import numpy as np
+
+    ids = [(7 * i + 3) % config["vocab_size"] for i in range(8)]
+    want = step12.next_logits(step12.compile_model(model, device), np.array([ids]), device)[0]
+    got, _ = decoder.prefill(ids)
+    gap = float(np.abs(got - want).max())
+    if not gap <= 1e-2 * max(1.0, float(np.abs(want).max())):
+        raise Stop(
+            f"step 13's KV-cache model and step 12's full forward disagree on the same 8 tokens' next-token "
+            f"logits (max |Δ| = {gap:.3g}): one of the steps they share is wrong; pixi run progress shows which",
+            1,
+        )
 
 
 def weight_bytes(model) -> int:

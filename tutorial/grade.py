@@ -33,7 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from tutorial.course import ROOT, TITLES, built, test_path
-from tutorial.runner import SETTINGS, STATE, StepRun, run_step, showing, stop_on_signals
+from tutorial.runner import StepRun, run_step, showing, stop_on_signals
+from tutorial.state import SETTINGS, STATE
 
 LOOK = {
     "passed": "green",

@@ -43,7 +43,8 @@ from tutorial.grade import (
     steps_folder,
     write_reports,
 )
-from tutorial.runner import STATE, Stopped, stop_on_signals
+from tutorial.runner import Stopped, stop_on_signals
+from tutorial.state import STATE
 
 # What a step's status becomes in the gradebook (the JSON keeps the finer one).
 VERDICT = {
@@ -61,8 +62,7 @@ COURSE_FILES = [
     "tutorial/*.py",
     "tutorial/*.toml",  # grading.toml, course.toml
     "tests/__init__.py",
-    "tests/conftest.py",
-    "tests/test_step_*.py",
+    "tests/test_step_*.py",  # not conftest.py or tests/support/: an edit there grades no one again
     "solutions/*.py",
 ]
 

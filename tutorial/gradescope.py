@@ -29,8 +29,7 @@ COURSE = [
     "tutorial/*.py",
     "tutorial/*.toml",
     "tests/__init__.py",
-    "tests/conftest.py",
-    "tests/test_step_*.py",
+    "tests/test_step_*.py",  # not conftest.py or tests/support/: the maintainers' job pool
     "solutions/*.py",
     "steps/*.py",
 ]

@@ -22,8 +22,7 @@ from rich.syntax import Syntax
 
 from tutorial import todos
 from tutorial.course import TITLES, hints, solution_path, stub_path
-from tutorial.reset import committed_stub
-from tutorial.runner import STATE, step_arg
+from tutorial.state import STATE, committed_stub, step_arg
 
 LEVELS = {1: "a nudge", 2: "the API", 3: "the solution's lines"}
 SEEN = STATE / "hints.json"

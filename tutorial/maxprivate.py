@@ -79,35 +79,13 @@ def seed_eager_graph(seed: int) -> None:
 
 def fresh_eager_graph() -> None:
     """Reset MAX's global eager graph (`max.experimental.tensor.GRAPH`, undocumented, through its class's
-    `__init__`) to what a new process has: no sources, no unrealized tensors. For tutorial/mutants.py's
+    `__init__`) to what a new process has: no sources, no unrealized tensors. For tests/support/mutants.py's
     workers, which run many jobs in one process. Otherwise it keeps every eager tensor ever made alive
     as a source (each job's weights), and the tensors a job left unrealized would join the next job's
     graph."""
     from max.experimental import tensor
 
     tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)
-
-
-# -- compiled modules -----------------------------------------------------------------------------------
-def compiled_model(compiled):
-    """The engine Model under what `Module.compile` returns (its `__wrapped__` attribute).
-
-    Module.compile (max/nn/module_v3/module.py) wraps the Model that InferenceSession.load returns in
-    `F.functional`, which takes and returns eager Tensors: every result would join MAX's eager graph. The
-    course's decode loop (tutorial/engine.py) calls the Model itself, with driver tensors, so that the KV
-    cache stays on the device and joins no graph; F.functional's `functools.wraps` keeps the Model as
-    `__wrapped__`. Only for a module with several outputs: for a single one, Module.compile wraps it once
-    more, and `__wrapped__` is the module.
-    """
-    from max.engine import Model
-
-    model = getattr(compiled, "__wrapped__", None)
-    if not isinstance(model, Model):
-        raise TypeError(
-            f"Module.compile(...).__wrapped__ is {type(model).__name__}, not a max.engine.Model: MAX changed how "
-            "Module.compile wraps its Model (see tutorial/maxprivate.py)"
-        )
-    return model
 
 
 # -- compiling -------------------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from tutorial.course import TITLES, built, minutes
 from tutorial.impl import Source
-from tutorial.reset import committed_stub
 from tutorial.runner import remember, run_step, showing
+from tutorial.state import committed_stub
 
 LOOK = {
     "done": "[green]✓ done",

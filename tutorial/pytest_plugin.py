@@ -33,7 +33,7 @@ from tutorial.course import TITLES, next_step  # noqa: E402
 from tutorial.explain import StepError, explain, shown  # noqa: E402
 from tutorial.impl import ImportTimedOut, Source  # noqa: E402
 from tutorial.reference import SMALL, Reference, reference  # noqa: E402
-from tutorial.runner import SETTINGS  # noqa: E402
+from tutorial.state import SETTINGS  # noqa: E402
 from tutorial.watchdog import Hung, Watchdog  # noqa: E402
 
 
@@ -68,7 +68,7 @@ WATCHDOG: list[Watchdog] = []  # this session's, while it runs
 
 
 def pytest_configure(config):
-    checks.DEVICE = config.getoption("--device")
+    checks.SESSION = checks.CheckSession(device=config.getoption("--device"))
     folders = {Source("solutions").path(1).parent}
     with contextlib.suppress(StepError):  # a --use that is no directory: the header says so
         folders.add(Source(config.getoption("--use")).path(1).parent)
@@ -97,7 +97,7 @@ def header(config) -> list[str]:
     return [
         f"checking   {what}",
         f"reference  {reference().name}",
-        f"device     {checks.DEVICE}; tolerance {checks.tolerance()}",
+        f"device     {checks.SESSION.device}; tolerance {checks.tolerance()}",
         "note       a first run compiles MAX kernels: about a minute on a cold cache, seconds after that",
     ]
 
@@ -128,15 +128,16 @@ def source(request) -> Source:
 def step(request, source):
     """The module under check: this test file's step, from --use (imported once per file)."""
     n = step_number(request.path)
-    checks.LEARNER_FILE = source.path(n)
     for watchdog in WATCHDOG:
         watchdog.learner = source.path(n)
-    try:
-        return source.load(n, seconds=request.config.getoption("--import-timeout"))
-    except ImportTimedOut:
-        raise  # the report hook ends the run on it
-    except StepError as error:
-        raise CheckFailure(str(error)) from None
+    with checks.checking(source.path(n)):  # this file's checks name this file; later files' do not
+        try:
+            module = source.load(n, seconds=request.config.getoption("--import-timeout"))
+        except ImportTimedOut:
+            raise  # the report hook ends the run on it
+        except StepError as error:
+            raise CheckFailure(str(error)) from None
+        yield module
 
 
 @pytest.fixture(scope="session")
@@ -180,8 +181,8 @@ def pytest_runtest_makereport(item, call):
             report.one_line, report.timed_out = str(error), True
         elif isinstance(error, (CheckFailure, StepError)):
             report.one_line = str(error)
-        elif checks.LEARNER_FILE is not None:
-            report.one_line = explain(error, checks.LEARNER_FILE)
+        elif "step" in item.fixturenames and checks.SESSION.learner is not None:  # a learner's check
+            report.one_line = explain(error, checks.SESSION.learner)
         else:
             report.one_line = f"{type(error).__name__}: {error}"
         # A step's run (`pixi run sNN`, the grader) stops at its first time-out: pytest stops before the next
@@ -196,9 +197,9 @@ def pytest_runtest_makereport(item, call):
 
 def stopped_at(error: BaseException) -> str:
     """ ", at steps/step_05.py:42 (`while True:`)": the innermost frame in the learner's file."""
-    if checks.LEARNER_FILE is None:
+    if checks.SESSION.learner is None:
         return ""
-    mine = Path(checks.LEARNER_FILE).resolve()
+    mine = Path(checks.SESSION.learner).resolve()
     frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == mine]
     if not frames:
         return ""  # stopped outside the learner's code (a MAX compile, the reference)

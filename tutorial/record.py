@@ -37,7 +37,7 @@ def pytest_sessionstart(session):
     emit(
         event="session",
         reference=reference().name,
-        device=checks.DEVICE,
+        device=checks.SESSION.device,
         tolerance=str(checks.tolerance()),
         max=version("max"),
     )

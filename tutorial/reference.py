@@ -24,6 +24,7 @@ import marshal
 import os
 import re
 import types
+from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from functools import cache, cached_property, partial
 from importlib.metadata import version
@@ -36,12 +37,34 @@ SEED = 0
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gpt2-max-tutorial"
 
 
+# HF outputs kept per reference model, the most recently used: the suite reads about 150
+OUTPUTS_KEPT = 2000
+
+
 def write_once(path: Path, write) -> None:
     """write(tmp) then rename to path: checks running at once never read a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp{path.suffix}")  # keeps the suffix np.save wants
     write(tmp)
     tmp.replace(path)
+
+
+def prune(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` newest entries of folder matching pattern (files or folders), so that a
+    cache written under new keys does not grow without end. Another process's entry may vanish meanwhile."""
+    import shutil
+
+    def modified(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    for old in sorted(folder.glob(pattern), key=modified, reverse=True)[keep:]:
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def hf_config_defaults() -> dict:
@@ -138,21 +161,24 @@ class Reference:
     def max_state(self) -> dict[str, np.ndarray]:
         """Every GPT2LMHeadModel weight in this course's layout, by the harness's tutorial.weights; shared.
 
-        What hf_to_max changed (the Conv1D transposes) is stored next to the HF weights, keyed by
-        weights.py's source: reading it back is faster than transposing again per process."""
+        What hf_to_max changed (the Conv1D transposes) is stored next to the HF weights, keyed by the
+        weights file (its size and modification time) and weights.CONVERSION: reading it back is faster
+        than transposing again per process. Only the newest such file is kept."""
         from safetensors import safe_open
         from safetensors.numpy import load_file, save_file
 
         from tutorial import weights
 
         hf = self.state("") | {"lm_head.weight": self.weight("lm_head.weight")}
-        digest = hashlib.sha256(inspect.getsource(weights).encode()).hexdigest()[:12]
+        stat = self.file.stat()
+        digest = hashlib.sha256(f"{stat.st_size} {stat.st_mtime_ns} {weights.CONVERSION}".encode()).hexdigest()[:12]
         path = CACHE / self.id / f"max-layout-{digest}.safetensors"
         if not path.exists():
             state = weights.hf_to_max(hf)
             changed = {k: v for k, v in state.items() if v is not hf.get(k)}
             kept = json.dumps(sorted(state.keys() - changed.keys()))
             write_once(path, lambda tmp: save_file(changed, str(tmp), metadata={"kept": kept}))
+            prune(path.parent, "max-layout-*.safetensors", keep=1)
             return state
         with safe_open(str(path), framework="np") as f:
             kept = json.loads(f.metadata()["kept"])
@@ -191,6 +217,8 @@ class Reference:
         ).hexdigest()[:24]
         path = CACHE / self.id / "outputs" / f"{digest}.npy"
         if path.exists():
+            with suppress(OSError):  # used now: the newest, for prune (a read-only cache stays as it is)
+                os.utime(path)
             return np.load(path)
         import torch
 
@@ -198,6 +226,7 @@ class Reference:
             out = fn(self.hf, *(torch.from_numpy(np.asarray(a)) for a in inputs))
         result = out.detach().float().numpy()
         write_once(path, lambda tmp: np.save(tmp, result))
+        prune(path.parent, "*.npy", keep=OUTPUTS_KEPT)
         return result
 
     @cached_property

@@ -16,35 +16,12 @@ This is the only command that changes a step file.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tutorial.course import ROOT
-from tutorial.runner import STATE, step_arg
-
-
-def git(root: Path, *args: str) -> str | None:
-    run = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
-    return run.stdout if run.returncode == 0 else None
-
-
-def committed_stub(n: int, root: Path = ROOT, ref: str | None = None) -> tuple[str, str] | None:
-    """(text, where it came from) of step n's stub in root's git history; None if git has none."""
-    relative = f"steps/step_{n:02d}.py"
-    if ref:
-        text = git(root, "show", f"{ref}:{relative}")
-        return (text, ref) if text is not None else None
-    log = git(root, "log", "--format=%H %ae", "--", relative)
-    if not log:
-        return None
-    ident = git(root, "var", "GIT_AUTHOR_IDENT") or ""
-    me = found[1] if (found := re.search(r"<([^>]*)>", ident)) else None
-    versions = [line.split(" ", 1) for line in log.splitlines()]
-    commit = next((c for c, email in versions if email != me), versions[0][0])
-    return git(root, "show", f"{commit}:{relative}"), commit[:12]
+from tutorial.state import STATE, committed_stub, step_arg
 
 
 def reset(n: int, root: Path = ROOT, ref: str | None = None, backups: Path | None = None) -> str:

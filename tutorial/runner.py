@@ -9,7 +9,6 @@ subprocess, and the checks that finished before it keep their results.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -21,17 +20,15 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from tutorial.course import ROOT, TITLES, built, test_path
+from tutorial.course import ROOT, test_path
 from tutorial.impl import Source
+from tutorial.state import SETTINGS, STATE
 
-SETTINGS = tomllib.loads((ROOT / "tutorial" / "grading.toml").read_text())
-STATE = Path(os.environ.get("TUTORIAL_STATE", ROOT / ".progress"))  # the tools' own files (gitignored)
 SIGNALS = {
     "SIGABRT": "abort(): os.abort(), or a C++ error such as running out of memory",
     "SIGSEGV": "a segmentation fault",
@@ -62,16 +59,6 @@ class StepRun:
     seconds: float
     session: dict  # reference, device, tolerance and MAX version, as the checks saw them
     output: str  # the last lines pytest printed
-
-
-def step_arg(text: str) -> int:
-    """argparse type: "s05", "05" or "5" -> 5, for a step the course has."""
-    digits = text.lower().removeprefix("s")
-    if not digits.isdigit() or int(digits) not in TITLES:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a step: use s01 ... s{max(TITLES):02d}")
-    if int(digits) not in built():
-        raise argparse.ArgumentTypeError(f"step {int(digits):02d} is not in the course yet")
-    return int(digits)
 
 
 def pytest_command(n: int, use: str = "steps", device: str = "cpu") -> list[str]:

@@ -18,8 +18,8 @@ from rich.console import Console
 
 from tutorial.course import ROOT, TITLES, built, next_step
 from tutorial.impl import Source
-from tutorial.reset import committed_stub
-from tutorial.runner import known_done, pytest_command, remember, run_step, showing, step_arg
+from tutorial.runner import known_done, pytest_command, remember, run_step, showing
+from tutorial.state import committed_stub, step_arg
 
 
 def first_unfinished(use: str, console: Console) -> int | None:

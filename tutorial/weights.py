@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tutorial.checks import CheckFailure
+from tutorial.explain import CheckFailure
 
 # HF's Conv1D layers (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) store their weight [in, out];
 # a Linear's is [out, in]. Matched by layer name alone: a check loads one sub-layer's weights with
@@ -24,6 +24,10 @@ MASK_BUFFERS = (".attn.bias", ".attn.masked_bias")
 
 def is_conv1d(key: str) -> bool:
     return key in CONV1D_WEIGHTS or key.endswith(tuple(f".{name}" for name in CONV1D_WEIGHTS))
+
+
+# Bump when hf_to_max's output changes: the stored max-layout weights (tutorial/reference.py) are keyed on it.
+CONVERSION = 1
 
 
 def hf_to_max(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@
 A random-init GPT-2 spreads its attention almost evenly and puts 0.3% of the next-token
 probability on its top 20 tokens: figures drawn from it show noise. This model has learned
 something: HF's GPT2LMHeadModel, 2 blocks of 4 heads, 128 wide, trained from a fixed seed on
-book/src/*.md with tutorial/tiny.py's byte-level BPE tokenizer, in a few CPU minutes.
+book/src/*.md with tests/support/tiny.py's byte-level BPE tokenizer, in a few CPU minutes.
 
 The checkpoint (config, weights, tokenizer: a `save_pretrained` folder) goes to
 build/figures/ (gitignored), under a key made of this file and the training text, so a
@@ -54,7 +54,7 @@ def train(path: Path, text: str) -> dict:
     import torch
     import transformers
 
-    from tutorial import tiny
+    from tests.support import tiny
 
     torch.set_num_threads(1)  # repeatable sums, and the machine stays usable
     torch.manual_seed(SEED)

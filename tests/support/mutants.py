@@ -28,7 +28,7 @@ A job marked `fresh` (a command that times its own processes, reads stdin, or is
 session) runs in a `python -m` process of its own instead, and counts as a busy worker. `Pool.start`
 runs a thread that hands out jobs as workers finish them, so the queue moves while a long test runs.
 
-Run as `python -m tutorial.mutants`: the worker, reading one JSON job a line on stdin.
+Run as `python -m tests.support.mutants`: the worker, reading one JSON job a line on stdin.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # tests/support/mutants.py -> the repository
 FORGET = ("checked_step_", "solutions.solution_", "tests.", "tutorial.pytest_plugin")  # module name prefixes
 NOW = 10  # the priority of a job a test is waiting for (Pool.run): queued jobs have 0 or 1
 RETIRE_RSS = 4 << 30  # bytes: a worker this big after a job exits and a fresh one takes its place
@@ -81,7 +81,7 @@ class Worker:
     def start(cls) -> Worker:
         log = tempfile.TemporaryFile("w+", errors="replace")
         process = subprocess.Popen(
-            [sys.executable, "-m", "tutorial.mutants"],
+            [sys.executable, "-m", "tests.support.mutants"],
             cwd=ROOT,
             env={k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},  # the test it started in
             stdin=subprocess.PIPE,
@@ -318,7 +318,7 @@ def forget(start: dict) -> None:
     os.environ.update(start["environ"])
     os.chdir(ROOT)
     sys.stdout, sys.stderr = start["stdout"], start["stderr"]
-    checks.DEVICE, checks.LEARNER_FILE = "cpu", None
+    checks.SESSION = checks.CheckSession()
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a job that blocked SIGALRM must not block the next one's
