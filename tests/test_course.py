@@ -3,7 +3,7 @@
 Every stub leaves work (TODO markers) and fails its checks as committed;
 a stub differs from its solution only inside its TODO blocks; chapters,
 tasks and pins agree with the files they describe; the files generated from the
-registry, tutorial/course.toml, are what `python -m tutorial.dev sync` writes.
+registry, tutorial/course.toml, are what `python -m tutorial dev sync` writes.
 """
 
 import re
@@ -68,7 +68,7 @@ def test_every_include_resolves():
             assert (chapter.parent / target).resolve().exists(), f"{chapter.name} includes missing {target}"
 
 
-# -- the registry: tutorial/course.toml, and the files `python -m tutorial.dev sync` generates from it -----
+# -- the registry: tutorial/course.toml, and the files `python -m tutorial dev sync` generates from it -----
 def dev_check(root) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tutorial.dev", "check"], cwd=root, capture_output=True, text=True, timeout=120
@@ -76,17 +76,17 @@ def dev_check(root) -> subprocess.CompletedProcess:
 
 
 def test_the_generated_files_and_every_steps_files_agree_with_the_registry():
-    """`python -m tutorial.dev check`: pixi.toml's sNN tasks, SUMMARY.md's step lines and the Classroom
+    """`python -m tutorial dev check`: pixi.toml's sNN tasks, SUMMARY.md's step lines and the Classroom
     template's steps are what `sync` writes, every step has its four files, the steps count from 1."""
     run = dev_check(ROOT)
-    assert run.returncode == 0, f"run `python -m tutorial.dev sync`:\n{run.stdout}{run.stderr}"
+    assert run.returncode == 0, f"run `python -m tutorial dev sync`:\n{run.stdout}{run.stderr}"
     assert run.stdout == f"the course's {len(course.STEPS)} steps agree with tutorial/course.toml\n", run.stdout
 
 
 @pytest.fixture
 def course_copy(tmp_path):
     """What `dev check` reads, copied: tutorial/ (the registry, and dev.py), every step's four files, pixi.toml,
-    book/src/ and templates/. `python -m tutorial.dev check` run in it checks the copy."""
+    book/src/ and templates/. `python -m tutorial dev check` run in it checks the copy."""
     for folder in ("tutorial", "steps", "solutions", "book/src", "templates"):
         shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "tests").mkdir()
@@ -231,12 +231,16 @@ def test_built_step_has_hints_a_task_and_a_chapter(n):
     )
 
 
-def test_learner_and_instructor_commands_have_tasks():
+def test_every_command_has_a_task_that_runs_it_through_the_one_cli():
+    from tutorial.__main__ import COMMANDS
+
     tasks = tomllib.loads((ROOT / "pixi.toml").read_text())["tasks"]
-    for name in ("progress", "hint", "watch", "reset", "grade"):
-        assert tasks.get(name) == f"python -m tutorial.{name}", (
-            f"pixi.toml: task {name} must run python -m tutorial.{name}"
+    for name in COMMANDS:
+        assert tasks.get(name) == f"python -m tutorial {name}", (
+            f"pixi.toml: task {name} must run python -m tutorial {name}"
         )
+    stray = [t for t, cmd in tasks.items() if str(cmd).startswith("python -m tutorial.")]
+    assert not stray, f"pixi.toml: tasks {stray} run a module, not python -m tutorial <command>"
 
 
 def test_grading_weights_name_real_checks():

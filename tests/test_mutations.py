@@ -48,7 +48,7 @@ def mutant_job(n, mutation, folder: Path) -> Job:
         partial = source.with_name(f"{source.name}.{os.getpid()}")
         partial.write_text(text)
         partial.replace(source)
-    args = [f"tests/test_step_{n:02d}.py::{mutation.check}", "--use", source.parent]
+    args = [f"tests/test_step_{n:02d}.py::{mutation.node}", "--use", source.parent]
     return Job("pytest", args, folder, TIMEOUT)
 
 
@@ -82,7 +82,18 @@ class Mutants:
 def test_mutation_is_caught(n, mutation):
     code, out, _ = background["mutants"].result(n, mutation)
     lines = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert code == 1 and lines, f"{mutation.name} was not caught by {mutation.check}:\n{out[-1500:]}"
+    assert code == 1 and lines, f"{mutation.name} was not caught by {mutation.node}:\n{out[-1500:]}"
     assert any(mutation.says in line for line in lines), (
         f"{mutation.name}: expected {mutation.says!r} in:\n" + "\n".join(lines)
     )
+
+
+def test_a_mutation_is_tied_to_its_check_by_the_function_itself():
+    """A test renamed or misspelt in a MUTATIONS list fails at import (a NameError), and a name given as a
+    string, which would detach silently, is refused."""
+    from tutorial.checks import Mutation
+
+    with pytest.raises(TypeError, match="must be the test function"):
+        Mutation("a check named by a string", "old", "new", "test_attention_matches_hf", "says")
+    for n, mutation in (case.values for case in CASES):
+        assert mutation.check.__module__ == f"tests.test_step_{n:02d}", (n, mutation.name, mutation.check)

@@ -81,8 +81,8 @@ def test_cached_tokens_shift_the_diagonal(step):
         compare(numpy(out, f"causal_mask({sequence_length}, {num_tokens})"), sequence_length, num_tokens)
 
 
-SHAPE, TYPES = "test_shape_is_queries_by_all_keys", "test_follows_the_dtype_and_device_it_is_given"
-FRESH, CACHED = "test_without_cache_matches_hf", "test_cached_tokens_shift_the_diagonal"
+SHAPE, TYPES = test_shape_is_queries_by_all_keys, test_follows_the_dtype_and_device_it_is_given
+FRESH, CACHED = test_without_cache_matches_hf, test_cached_tokens_shift_the_diagonal
 MUTATIONS = [
     Mutation("num_tokens ignored in the shape", " + num_tokens", "", SHAPE, "sequence_length + num_tokens"),
     Mutation("dtype ignored", "dtype=dtype", "dtype=DType.float32", TYPES, "dtype=dtype"),

@@ -126,9 +126,9 @@ def test_uses_the_eps_it_is_given(step, config, ref):
     expect_ln_1(step, config, ref, LOW, what, "Use the eps the constructor was given: self.eps", scale=10)
 
 
-INIT, TYPICAL = "test_weight_starts_at_ones_and_bias_at_zeros", "test_matches_hf_on_typical_activations"
-LOW_ROWS, GIVEN_EPS = "test_low_variance_rows_match_hf", "test_uses_the_eps_it_is_given"
-SMALL_DIM, RSQRT = "test_variance_divides_by_the_number_of_features", "F.rsqrt(var + self.eps)"
+INIT, TYPICAL = test_weight_starts_at_ones_and_bias_at_zeros, test_matches_hf_on_typical_activations
+LOW_ROWS, GIVEN_EPS = test_low_variance_rows_match_hf, test_uses_the_eps_it_is_given
+SMALL_DIM, RSQRT = test_variance_divides_by_the_number_of_features, "F.rsqrt(var + self.eps)"
 VAR, SQ = "((x - mean) ** 2).mean(axis=-1)", "(x - mean) ** 2"
 MUTATIONS = [
     Mutation("weight starts at zeros", "Tensor.ones([dim])", "Tensor.zeros([dim])", INIT, "expected ones"),

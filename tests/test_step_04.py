@@ -85,8 +85,8 @@ def test_matches_hf_mlp(step, config, ref):
 
 FC, PROJ = "(config.n_embd, intermediate_size)", "(intermediate_size, config.n_embd)"  # c_fc's and c_proj's sizes
 ORDER, SWAPPED = f"{FC}\n        self.c_proj = Linear{PROJ}", f"{PROJ}\n        self.c_proj = Linear{FC}"
-GELU, WHOLE = 'F.gelu(h, approximate="tanh")', "test_matches_hf_mlp"
-LAYERS, ACTIVATION = "test_layers_are_linear_with_hf_shapes", "test_activation_is_tanh_gelu"
+GELU, WHOLE = 'F.gelu(h, approximate="tanh")', test_matches_hf_mlp
+LAYERS, ACTIVATION = test_layers_are_linear_with_hf_shapes, test_activation_is_tanh_gelu
 MUTATIONS = [
     Mutation("c_fc and c_proj swapped", ORDER, SWAPPED, LAYERS, "swapped"),
     Mutation("4 * n_embd", FC, "(config.n_embd, 4 * config.n_embd)", LAYERS, "intermediate_size is the argument"),

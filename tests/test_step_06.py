@@ -75,9 +75,9 @@ def test_tokens_plus_positions_match_hf_embedding_output(step, config, ref):
     expect_close(out, want, "token + position embeddings", axes=BTC, todo=2, hint=hint)
 
 
-LOOKUP, FROM_0 = "self.wpe(position_ids)", "test_lookup_matches_hf_wpe"
-TABLE, GIVEN = "test_wpe_is_a_module_v3_embedding", "test_uses_the_position_ids_it_is_given"
-SUM = "test_tokens_plus_positions_match_hf_embedding_output"
+LOOKUP, FROM_0 = "self.wpe(position_ids)", test_lookup_matches_hf_wpe
+TABLE, GIVEN = test_wpe_is_a_module_v3_embedding, test_uses_the_position_ids_it_is_given
+SUM = test_tokens_plus_positions_match_hf_embedding_output
 ARANGE = "self.wpe(Tensor.arange(position_ids.shape[-1], dtype=position_ids.dtype, device=position_ids.device))"
 MUTATIONS = [
     Mutation("table sized by vocab_size", "(config.n_positions", "(config.vocab_size", TABLE, "[n_positions, n_embd]"),

@@ -159,9 +159,9 @@ AXES_12, AXES_23 = "x.transpose(1, 2)  # [B, n_head", "x.transpose(2, 3)  # [B, 
 MERGE = "x = x.transpose(1, 2)  # [B, T, n_head, head_dim]\n        return"
 OUT = "return self.c_proj(self.merge_heads(self.attend(q, k, v)))"
 C_ATTN = "Linear(config.n_embd, 3 * config.n_embd)"
-SHAPES, SPLITS = "test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes", "test_split_heads_matches_hf"
-SCORED, LAYER = "test_scores_match_hf_before_softmax", "test_attention_matches_hf"
-LEAK, MERGES = "test_a_position_never_sees_later_ones", "test_merge_heads_undoes_split_heads"
+SHAPES, SPLITS = test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes, test_split_heads_matches_hf
+SCORED, LAYER = test_scores_match_hf_before_softmax, test_attention_matches_hf
+LEAK, MERGES = test_a_position_never_sees_later_ones, test_merge_heads_undoes_split_heads
 MUTATIONS = [
     Mutation("missing scale", SCALE, "q @ k.transpose(-1, -2)", SCORED, "Did you scale by sqrt(head_dim)?"),
     Mutation("scale by sqrt(n_embd)", SCALE, SCALE.replace("(self.", "(self.n_head * self."), SCORED, "1/sqrt(n_embd)"),

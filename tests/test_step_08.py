@@ -74,8 +74,8 @@ def test_a_sublayer_that_adds_nothing_leaves_x_unchanged(halves, hf):
 
 RIGHT, POST, BARE = "return x + sublayer(norm(x))", "return norm(x + sublayer(x))", "return sublayer(norm(x))"
 SKIPPED, NORMED = "return x + sublayer(x)", "return norm(x) + sublayer(norm(x))"
-ATTENTION, MLP = "test_attention_half_matches_hf_block_0", "test_mlp_half_matches_hf_block_0"
-SILENT = "test_a_sublayer_that_adds_nothing_leaves_x_unchanged"
+ATTENTION, MLP = test_attention_half_matches_hf_block_0, test_mlp_half_matches_hf_block_0
+SILENT = test_a_sublayer_that_adds_nothing_leaves_x_unchanged
 MUTATIONS = [
     Mutation("post-norm", RIGHT, POST, ATTENTION, "post-norm"),
     Mutation("post-norm, seen with a silent sublayer", RIGHT, POST, SILENT, "pre-norm"),

@@ -86,9 +86,9 @@ def test_block_matches_hf_block_0(run, hf):
 HALVES = "x = pre_norm_residual(x, self.ln_1, self.attn)\n        return pre_norm_residual(x, self.ln_2, self.mlp)"
 FIRST, SECOND = HALVES.split("\n        ")
 POST = "x = self.ln_1(x + self.attn(x))\n        return self.ln_2(x + self.mlp(x))"
-INNER, BLOCK = "inner = config.n_inner or 4 * config.n_embd", "test_block_matches_hf_block_0"
-LN_1_TWICE, WIDTH = "(x, self.ln_1, self.mlp)", "test_mlp_width_comes_from_the_config"
-PARTS_CHECK = "test_sub_layers_are_two_layernorms_attention_and_mlp"
+INNER, BLOCK = "inner = config.n_inner or 4 * config.n_embd", test_block_matches_hf_block_0
+LN_1_TWICE, WIDTH = "(x, self.ln_1, self.mlp)", test_mlp_width_comes_from_the_config
+PARTS_CHECK = test_sub_layers_are_two_layernorms_attention_and_mlp
 MUTATIONS = [
     Mutation("post-norm", HALVES, POST, BLOCK, "post-norm"),
     Mutation("first residual missing", FIRST, "x = self.attn(self.ln_1(x))", BLOCK, "first residual is missing"),

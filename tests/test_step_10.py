@@ -71,7 +71,7 @@ def test_output_matches_hf_last_hidden_state(run, ref, config):
     expect_close(got, stream[-1], "GPT2Model(ids)", axes=BTC, todo=2, hint="return ln_f of the last block's output")
 
 
-OUT, PARTS = "test_output_matches_hf_last_hidden_state", "test_h_is_a_sequential_of_n_layer_new_blocks"
+OUT, PARTS = test_output_matches_hf_last_hidden_state, test_h_is_a_sequential_of_n_layer_new_blocks
 MUTATIONS = [
     Mutation("positions counted from 1", "ids, position_ids)", "ids, position_ids + 1)", OUT, "wpe(positions 0..T-1)"),
     Mutation("final ln_f missing", "return self.ln_f(self.h(", "return (self.h(", OUT, "ln_f was never called"),

@@ -141,9 +141,9 @@ def test_bad_checkpoint_names_the_key_and_both_shapes(step, config):
             raise CheckFailure(f"load_weights accepted {case}: it must raise WeightError naming {' and '.join(says)}")
 
 
-HEAD = "test_lm_head_is_a_linear_from_n_embd_to_vocab_size_without_bias"
-SHAPE, CONVERTS = "test_logits_are_batch_by_seq_by_vocab_size", "test_hub_checkpoint_converts_as_the_harness_does"
-LOGITS_HUB, BAD = "test_hub_checkpoint_gives_hf_logits", "test_bad_checkpoint_names_the_key_and_both_shapes"
+HEAD = test_lm_head_is_a_linear_from_n_embd_to_vocab_size_without_bias
+SHAPE, CONVERTS = test_logits_are_batch_by_seq_by_vocab_size, test_hub_checkpoint_converts_as_the_harness_does
+LOGITS_HUB, BAD = test_hub_checkpoint_gives_hf_logits, test_bad_checkpoint_names_the_key_and_both_shapes
 N_V, V_N = "(config.n_embd, config.vocab_size", "(config.vocab_size, config.n_embd"
 FOUR, BUFFERS = '("c_attn.weight", "c_proj.weight", "c_fc.weight")', '(".attn.bias", ".attn.masked_bias")'
 MUTATIONS = [

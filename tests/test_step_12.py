@@ -101,10 +101,10 @@ def test_greedy_generation_matches_hf_generate(step, compiled, small):
     expect_tokens(got, want[: want.index(EOS) + 1] if EOS in want else want, "greedy generation", todo=5)  # pads after
 
 
-PROBS = "test_probabilities_match_torch_softmax_with_temperature_and_top_k"
-SAMPLE = "test_sampling_is_seeded_and_follows_the_probabilities"
-STOPS, GREEDY = "test_generation_stops_at_max_new_tokens_or_eos", "test_greedy_generation_matches_hf_generate"
-ANY, SEEDED = "test_compiled_model_takes_any_prompt_length", "test_sampled_generation_is_reproducible"
+PROBS = test_probabilities_match_torch_softmax_with_temperature_and_top_k
+SAMPLE = test_sampling_is_seeded_and_follows_the_probabilities
+STOPS, GREEDY = test_generation_stops_at_max_new_tokens_or_eos, test_greedy_generation_matches_hf_generate
+ANY, SEEDED = test_compiled_model_takes_any_prompt_length, test_sampled_generation_is_reproducible
 MUTATIONS = [
     Mutation("compiled for one fixed shape", '["batch", "seq"]', "[1, 5]", ANY, "symbolic shape"),
     Mutation("first position's logits", "(input_ids)[:, -1]", "(input_ids)[:, 0]", GREEDY, "differs from HF generate"),

@@ -101,10 +101,10 @@ def test_cache_never_outgrows_n_positions(step):
     raise CheckFailure("28 prompt + 5 new tokens > n_positions = 32, yet generate_cached raised no ValueError")
 
 
-DECODE = "test_decode_logits_equal_a_full_forward_at_every_position"
-FED, BLOCK_I = "test_after_the_prefill_each_token_is_fed_alone_at_its_position", "past[2 * i], past[2 * i + 1]"
+DECODE = test_decode_logits_equal_a_full_forward_at_every_position
+FED, BLOCK_I = test_after_the_prefill_each_token_is_fed_alone_at_its_position, "past[2 * i], past[2 * i + 1]"
 CONCAT = "k = F.concat([past_k, k], axis=2)  # [B, n_head, P + T, head_dim]\n    v = F.concat([past_v, v], axis=2)"
-ONE_GRAPH = "test_one_graph_for_every_cache_length"
+ONE_GRAPH = test_one_graph_for_every_cache_length
 MUTATIONS = [
     Mutation("cache not extended", CONCAT, "pass", DECODE, "decoded logits of position 4"),
     Mutation("block 0's cache for all", BLOCK_I, "past[0], past[1]", DECODE, "decoded logits of position 4"),

@@ -247,8 +247,8 @@ def test_logits_stay_within_q4_0s_error_of_fp32(quantized, small):
     print(f"the quantized model vs fp32 over {IDS.size} positions: {says}")
 
 
-BYTES = "test_quantize_q4_0_gives_ggml_bytes"
-LINEAR, ALL = "test_every_linear_is_q4_0_and_decode_reads_7x_fewer_bytes", "test_logits_stay_within_q4_0s_error_of_fp32"
+BYTES = test_quantize_q4_0_gives_ggml_bytes
+LINEAR, ALL = test_every_linear_is_q4_0_and_decode_reads_7x_fewer_bytes, test_logits_stay_within_q4_0s_error_of_fp32
 PEAK = "peak = np.take_along_axis(blocks, at, axis=-1)"
 PACK = "codes[..., :16] | (codes[..., 16:] << np.uint8(4))"
 CUT = "blocks = w.astype(np.float32).reshape(n, k // BLOCK, BLOCK)"
@@ -266,8 +266,9 @@ MUTATIONS = [
         "no bias",
         "y = y + self.bias",
         "y = y",
-        f"{LAYERS[0].join(['test_quantized_linear_is_within_the_q4_0_bound_of_fp32[', ']'])}",
+        test_quantized_linear_is_within_the_q4_0_bound_of_fp32,
         "the bias is not added",
+        case=LAYERS[0],
     ),
     Mutation("head not padded", "rows = -n % BLOCK", "rows = 0", ALL, "needs a multiple of 32 (N): pad lm_head"),
     Mutation("padded logits kept", "bias, n))", "bias, n + rows))", ALL, "drop the padding's logits"),

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from tutorial.course import ROOT
+from tutorial import options
 
 ROWS = {  # --row NAME: the table's label
     "step12": "MAX, step 12 loop (no cache)",
@@ -423,7 +424,10 @@ def check_tokens(runs: dict[str, list[dict]]) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="pixi run bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pixi run bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.use(default="solutions"), options.device()],
     )
     parser.add_argument("--prompt-tokens", type=int, default=32, help="prompt length (default 32)")
     parser.add_argument("--new-tokens", type=int, default=128, help="greedy tokens to generate (default 128)")
@@ -436,12 +440,6 @@ def main(argv=None) -> int:
         default=usable_cores(),
         help=f"threads of every row: {MAX_THREADS} for MAX, torch.set_num_threads for HF "
         f"(default: the usable cores, {usable_cores()})",
-    )
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
-    parser.add_argument(
-        "--use",
-        default="solutions",
-        help="the MAX rows' code: solutions (default), steps or a directory of step_NN.py files",
     )
     parser.add_argument("--tiny", action="store_true", help="a 2-block, 64-wide GPT-2 (for testing the bench itself)")
     parser.add_argument("--skip-no-cache", action="store_true", help="leave out the slow step-12 row")
@@ -529,4 +527,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "bench"))

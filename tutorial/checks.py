@@ -8,7 +8,7 @@ failure is a `CheckFailure` whose message is the whole report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,5 +159,15 @@ class Mutation:
     name: str
     old: str  # text in the solution, exactly once
     new: str
-    check: str  # the test function that must catch it
+    check: Callable  # the test function that must catch it, itself: a renamed test takes its mutations along
     says: str  # a piece of its one-line message
+    case: str = ""  # for a parametrized check: the one case to run, as pytest names it
+
+    @property
+    def node(self) -> str:
+        """The check as pytest selects it in its file: name, or name[case]."""
+        return self.check.__name__ + (f"[{self.case}]" if self.case else "")
+
+    def __post_init__(self):
+        if not (callable(self.check) and getattr(self.check, "__name__", "").startswith("test_")):
+            raise TypeError(f"Mutation {self.name!r}: check must be the test function, not {self.check!r}")

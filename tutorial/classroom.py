@@ -17,6 +17,7 @@ import sys
 from tutorial.course import ROOT, TITLES
 from tutorial.grade import course_checks, full_points
 from tutorial.state import SETTINGS
+from tutorial import options
 
 TEMPLATE = ROOT / "templates" / "github-classroom.yml"
 
@@ -125,4 +126,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "classroom"))

@@ -2,7 +2,7 @@
 
 course.toml is the one registry: each step's number, title, estimated minutes, whether `generate`
 builds it into the model, and its two text hints; one rule there names every step's files and
-pixi task. `python -m tutorial.dev sync` writes the files that list the steps from it.
+pixi task. `python -m tutorial dev sync` writes the files that list the steps from it.
 """
 
 from __future__ import annotations

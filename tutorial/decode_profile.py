@@ -50,6 +50,7 @@ def profile(args) -> list[tuple[str, float, int]]:
     from tutorial.engine import to_device, to_host
     from tutorial.generate import build, device_for, read_config
     from tutorial.impl import Source
+    from tutorial.maxprivate import compiled_model
 
     path = Path(args.weights)
     config = read_config(path)
@@ -64,9 +65,9 @@ def profile(args) -> list[tuple[str, float, int]]:
     def compile_alone(module: Module, *shapes: list[int]) -> Callable[..., object]:
         """module compiled for float32 inputs of these shapes; calling it runs it on zeros."""
         types = [TensorType(DType.float32, shape, device=dev) for shape in shapes]
-        compiled = module.compile(*types)
+        model = compiled_model(module.compile(*types))  # the engine Model: driver tensors in and out
         inputs = [to_device(np.zeros(shape), device, np.float32) for shape in shapes]
-        return lambda: compiled(*inputs)
+        return lambda: model.execute(*inputs)
 
     class Parts(Module):
         """Holds the model's own modules under new names, so that compile finds their weights."""

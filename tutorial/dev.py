@@ -1,4 +1,4 @@
-"""`python -m tutorial.dev sync | check`: the files that follow from tutorial/course.toml (rustlings' `dev update`).
+"""`pixi run dev sync | check`: the files that follow from tutorial/course.toml (rustlings' `dev update`).
 
 A step's stub, solution, test, chapter and [[step]] table are written by hand; everything else that lists
 the steps is generated from the registry, so it cannot drift from it:
@@ -21,6 +21,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
+from tutorial import options
 
 try:
     from tutorial import course
@@ -141,35 +142,31 @@ def problems(root: Path) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tutorial.dev", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pixi run dev", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["sync", "check"], help="sync: write the generated files; check: compare")
     args = parser.parse_args(argv)
-    try:
-        root = course.ROOT
-        if args.command == "sync":
-            try:
-                for name, (old, new) in generated(root).items():
-                    if new != old:
-                        (root / name).write_text(new)
-                    print(f"{name}: " + ("rewritten from tutorial/course.toml" if new != old else "up to date"))
-            except Unsyncable as e:
-                print(e, file=sys.stderr)
-                return 1
-            from tutorial import classroom  # imports the harness (and collecting the checks imports MAX)
+    root = course.ROOT
+    if args.command == "sync":
+        try:
+            for name, (old, new) in generated(root).items():
+                if new != old:
+                    (root / name).write_text(new)
+                print(f"{name}: " + ("rewritten from tutorial/course.toml" if new != old else "up to date"))
+        except Unsyncable as e:
+            print(e, file=sys.stderr)
+            return 1
+        from tutorial import classroom  # imports the harness (and collecting the checks imports MAX)
 
-            if code := classroom.main([]):
-                return code
-        found = problems(root)
-        for line in found:
-            print(line)
-        if not found:
-            print(f"the course's {len(course.STEPS)} steps agree with tutorial/course.toml")
-        return 1 if found else 0
-    except KeyboardInterrupt:
-        print("dev: interrupted", file=sys.stderr)
-        return 130
+        if code := classroom.main([]):
+            return code
+    found = problems(root)
+    for line in found:
+        print(line)
+    if not found:
+        print(f"the course's {len(course.STEPS)} steps agree with tutorial/course.toml")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "dev"))

@@ -4,16 +4,19 @@ The checks and `generate` then find it there and never touch the network.
 """
 
 import os
+import argparse
 import sys
 
 os.environ["HF_HUB_OFFLINE"] = "0"  # the one command allowed to use the network
 
 from tutorial.reference import PRETRAINED, pretrained_file  # noqa: E402
+from tutorial import options
 
 FILES = ["config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt", "generation_config.json"]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="pixi run weights", description=__doc__).parse_args(argv)  # --help only
     if found := pretrained_file():
         print(f"pretrained GPT-2 is already cached: {found}")
         return 0
@@ -29,4 +32,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "weights"))

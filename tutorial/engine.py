@@ -7,7 +7,10 @@ graph compiled once with a symbolic cache length. This module is plumbing:
 - `Decoder` runs that compiled graph for batch 1: it copies ids and positions
   to the device, brings the next token's logits back as numpy, hands the
   prefill a cache of length 0, and leaves the cache on the device between
-  steps (the graph's outputs go straight back in as its inputs);
+  steps (the graph's outputs go straight back in as its inputs). It calls
+  the engine Model under `Module.compile`'s callable with driver tensors:
+  through the callable, each step's cache would join MAX's eager graph and
+  stay there (tutorial/maxprivate.py's compiled_model says why);
 - `stream_linears` makes every Linear a `StreamingLinear`, which reads the
   weights about twice as fast for one row on a CPU (`pixi run generate` and
   the bench choose it when they build the model).
@@ -23,16 +26,18 @@ from max.driver import CPU, Device
 from max.experimental.tensor import Tensor
 from max.nn.module_v3 import Linear, Module
 
-Cache = Sequence[Tensor]  # per block its keys, then its values: [1, n_head, P, head_dim] each
+from tutorial.maxprivate import compiled_model
+
+Cache = Sequence[driver.Tensor]  # per block its keys, then its values: [1, n_head, P, head_dim] each
 
 
-def to_device(array, device: Device, dtype=np.int64) -> Tensor:
-    """A numpy array on the device, as a realized Tensor: a driver copy, no graph to compile."""
-    return Tensor(storage=driver.Tensor.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device))
+def to_device(array, device: Device, dtype=np.int64) -> driver.Tensor:
+    """A numpy array on the device: a driver copy, no graph to compile."""
+    return driver.Tensor.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device)
 
 
-def to_host(tensor: Tensor) -> np.ndarray:
-    return tensor.storage.to(CPU()).to_numpy()
+def to_host(tensor: driver.Tensor) -> np.ndarray:
+    return tensor.to(CPU()).to_numpy()
 
 
 class Decoder:
@@ -44,7 +49,7 @@ class Decoder:
     def __init__(self, compiled: Callable[..., Sequence[Tensor]], config, device: Device):
         if not callable(compiled):  # a compile_cached whose TODO is still open
             raise TypeError(f"Decoder(compiled, ...) got {compiled!r}, not what Module.compile returns")
-        self.compiled, self.device = compiled, device
+        self.model, self.device = compiled_model(compiled), device
         head_dim = config.n_embd // config.n_head
         empty = to_device(np.zeros([1, config.n_head, 0, head_dim]), device, np.float32)
         self.empty = [empty] * (2 * config.n_layer)  # the prefill's cache: nothing cached yet
@@ -58,7 +63,7 @@ class Decoder:
         return self._run([[token]], [position], cache)
 
     def _run(self, ids, positions, cache: Cache) -> tuple[np.ndarray, Cache]:
-        logits, *cache = self.compiled(to_device(ids, self.device), to_device(positions, self.device), *cache)
+        logits, *cache = self.model.execute(to_device(ids, self.device), to_device(positions, self.device), *cache)
         return to_host(logits)[0], cache
 
 

@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is import
 from tutorial.course import model_steps  # noqa: E402
 from tutorial.explain import StepError, explain  # noqa: E402
 from tutorial.impl import Source, stub_steps  # noqa: E402
+from tutorial import options
 
 PRETRAINED = "openai-community/gpt2"
 ALIASES = {"gpt2": PRETRAINED}
@@ -51,7 +52,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def parse(argv) -> argparse.Namespace:
-    parser = Parser(prog="pixi run generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="pixi run generate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.use(), options.device()],
+    )
     parser.add_argument("--prompt", default="Hello, I'm a language model,", help="the text to continue")
     parser.add_argument("--max-new-tokens", type=int, default=50, help="tokens to generate (default 50)")
     parser.add_argument("--greedy", action="store_true", help="always the most likely token (reproduces HF generate)")
@@ -63,12 +69,6 @@ def parse(argv) -> argparse.Namespace:
         default=PRETRAINED,
         help=f"a save_pretrained directory, or a model in the local HF cache (default {PRETRAINED})",
     )
-    parser.add_argument(
-        "--use",
-        default="steps",
-        help="steps (your files, the default), solutions (the reference), or a directory of step_NN.py files",
-    )
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
     parser.add_argument("--ids", action="store_true", help="also print the new token ids (stderr)")
     parser.add_argument("--quantize", choices=["q4_0"], help="step 14: the Linears' weights as Q4_0 blocks (CPU)")
     parser.add_argument(
@@ -371,7 +371,8 @@ def stream(step12, loop, ids, args, config, tokenizer) -> tuple[list[int], float
                 print(text[len(shown) :], end="", flush=True)
                 shown = text
     except KeyboardInterrupt:
-        print("\n[stopped]", end="", file=sys.stderr)
+        print(flush=True)  # the text so far stays on its own lines; options.run says it stopped
+        raise
     print(flush=True)
     return new, first or 0.0, time.perf_counter() - start
 
@@ -424,4 +425,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "generate"))

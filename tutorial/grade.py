@@ -35,6 +35,7 @@ from rich.table import Table
 from tutorial.course import ROOT, TITLES, built, test_path
 from tutorial.runner import StepRun, run_step, showing, stop_on_signals
 from tutorial.state import SETTINGS, STATE
+from tutorial import options
 
 LOOK = {
     "passed": "green",
@@ -152,7 +153,7 @@ def add_limit_options(parser: argparse.ArgumentParser) -> None:
         default=Limits.hang_seconds,
         help="seconds the submitted code may run in one check, MAX's compiles not counted",
     )
-    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--device", default="cpu", choices=options.DEVICES, help=options.DEVICE_HELP)
 
 
 def limits(args: argparse.Namespace) -> Limits:
@@ -308,7 +309,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(options.run(main, "grade"))

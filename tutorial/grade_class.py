@@ -45,6 +45,7 @@ from tutorial.grade import (
 )
 from tutorial.runner import Stopped, stop_on_signals
 from tutorial.state import STATE
+from tutorial import options
 
 # What a step's status becomes in the gradebook (the JSON keeps the finer one).
 VERDICT = {
@@ -237,7 +238,4 @@ def grade_all(
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(options.run(main, "grade-class"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from tutorial.course import ROOT, TITLES
 from tutorial.grade import add_limit_options, course_checks, grade, limits, steps_folder, weight
 from tutorial.runner import Check, stop_on_signals
+from tutorial import options
 
 ZIP = ROOT / "build" / "gradescope" / "autograder.zip"
 # The course as the grader needs it; steps/ holds the stubs, by which the harness knows the steps.
@@ -129,4 +130,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "gradescope"))

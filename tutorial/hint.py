@@ -23,6 +23,7 @@ from rich.syntax import Syntax
 from tutorial import todos
 from tutorial.course import TITLES, hints, solution_path, stub_path
 from tutorial.state import STATE, committed_stub, step_arg
+from tutorial import options
 
 LEVELS = {1: "a nudge", 2: "the API", 3: "the solution's lines"}
 SEEN = STATE / "hints.json"
@@ -118,4 +119,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "hint"))

@@ -88,6 +88,33 @@ def fresh_eager_graph() -> None:
     tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)
 
 
+# -- compiled modules -----------------------------------------------------------------------------------
+def compiled_model(compiled):
+    """The engine Model under what `Module.compile` returns, found by the standard `inspect.unwrap`.
+
+    Module.compile (max/nn/module_v3/module.py) wraps the Model that InferenceSession.load returns in
+    `F.functional`, which takes and returns eager Tensors. Every eager Tensor made from a result becomes a
+    source of MAX's eager graph (`ComputeGraph.add_source`, max/experimental/tensor.py), which keeps it
+    alive and grows the graph's signature by one argument each: a decode loop that feeds the cache back
+    through the wrapper slows down step by step (measured: 490 ms a step for GPT-2 124M, against 37 ms)
+    and never frees a cache. So step 13's Decoder (tutorial/engine.py) calls the Model itself, with
+    driver tensors. F.functional's `functools.wraps` keeps the Model where `inspect.unwrap` finds it;
+    for a module with several outputs only (for a single one Module.compile wraps once more, around the
+    module itself).
+    """
+    import inspect
+
+    from max.engine import Model
+
+    model = inspect.unwrap(compiled)
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"inspect.unwrap(Module.compile(...)) is {type(model).__name__}, not a max.engine.Model: MAX changed "
+            "how Module.compile wraps its Model (see tutorial/maxprivate.py)"
+        )
+    return model
+
+
 # -- compiling -------------------------------------------------------------------------------------------
 def compiler_code():
     """The code object every MAX graph compile runs under, or None before MAX is imported.

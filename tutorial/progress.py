@@ -19,6 +19,7 @@ from tutorial.course import TITLES, built, minutes
 from tutorial.impl import Source
 from tutorial.runner import remember, run_step, showing
 from tutorial.state import committed_stub
+from tutorial import options
 
 LOOK = {
     "done": "[green]✓ done",
@@ -58,9 +59,11 @@ def duration(total: int) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="pixi run progress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pixi run progress",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.use()],
     )
-    parser.add_argument("--use", default="steps", help="steps (yours, the default) or a directory of step_NN.py files")
     args = parser.parse_args(argv)
     console = Console()
     table = Table("step", "title", "min", "status", title="Your progress", title_justify="left")
@@ -86,7 +89,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(options.run(main, "progress"))

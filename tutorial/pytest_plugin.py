@@ -27,7 +27,7 @@ from tutorial import fastmax
 
 fastmax.prepare()  # before anything imports MAX: saves ~6 s per run
 
-from tutorial import checks, maxprivate  # noqa: E402
+from tutorial import checks, maxprivate, options  # noqa: E402
 from tutorial.checks import CheckFailure  # noqa: E402
 from tutorial.course import TITLES, next_step  # noqa: E402
 from tutorial.explain import StepError, explain, shown  # noqa: E402
@@ -39,8 +39,8 @@ from tutorial.watchdog import Hung, Watchdog  # noqa: E402
 
 def pytest_addoption(parser):
     group = parser.getgroup("gpt2 tutorial")
-    group.addoption("--use", default="steps", help="steps (yours), solutions, or a directory of step_NN.py files")
-    group.addoption("--device", default="cpu", choices=["cpu", "gpu"], help="where MAX runs (default cpu)")
+    group.addoption("--use", default="steps", help=f"{options.USE_HELP} (default steps)")
+    group.addoption("--device", default="cpu", choices=options.DEVICES, help=options.DEVICE_HELP)
     group.addoption(
         "--import-timeout",
         type=float,

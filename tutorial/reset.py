@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tutorial.course import ROOT
 from tutorial.state import STATE, committed_stub, step_arg
+from tutorial import options
 
 
 def reset(n: int, root: Path = ROOT, ref: str | None = None, backups: Path | None = None) -> str:
@@ -62,4 +63,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "reset"))

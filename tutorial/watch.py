@@ -20,6 +20,7 @@ from tutorial.course import ROOT, TITLES, built, next_step
 from tutorial.impl import Source
 from tutorial.runner import known_done, pytest_command, remember, run_step, showing
 from tutorial.state import committed_stub, step_arg
+from tutorial import options
 
 
 def first_unfinished(use: str, console: Console) -> int | None:
@@ -57,12 +58,14 @@ def check(n: int, use: str, path: Path, console: Console) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="pixi run watch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="pixi run watch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[options.use()],
     )
     parser.add_argument(
         "step", nargs="?", type=step_arg, help="the step, e.g. s05 (default: your first unfinished one)"
     )
-    parser.add_argument("--use", default="steps", help="steps (yours, the default) or a directory of step_NN.py files")
     args = parser.parse_args(argv)
     console = Console()
     n = args.step or first_unfinished(args.use, console)
@@ -70,15 +73,13 @@ def main(argv=None) -> int:
         console.print("[green]Every step passes.[/] `pixi run progress` shows them all.")
         return 0
     path = Source(args.use).path(n).resolve()
-    try:
-        check(n, args.use, path, console)
-        for _ in watchfiles.watch(path.parent, watch_filter=lambda change, p: Path(p) == path, recursive=False):
-            if path.exists():
-                check(n, args.use, path, console)
-    except KeyboardInterrupt:
-        pass
+    check(n, args.use, path, console)
+    # until Ctrl-C, which options.run turns into one line and exit status 130
+    for _ in watchfiles.watch(path.parent, watch_filter=lambda change, p: Path(p) == path, recursive=False):
+        if path.exists():
+            check(n, args.use, path, console)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(options.run(main, "watch"))
