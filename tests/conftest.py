@@ -89,7 +89,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    if items := [item for item in session.items if is_mutation(item)]:
+    if items := [item for item in session.items if is_mutation(item) and hasattr(item, "callspec")]:
         order = [(item.callspec.params["n"], item.callspec.params["mutation"]) for item in items]
         background["mutants"] = items[0].module.Mutants(pool, order)
     for module in dict.fromkeys(item.module for item in session.items if not isinstance(item, Apart)):

@@ -34,17 +34,17 @@ from rich.table import Table
 
 from tutorial.course import ROOT, TITLES, built, test_path
 from tutorial.runner import StepRun, run_step, showing, stop_on_signals
-from tutorial.state import SETTINGS, STATE
+from tutorial.state import SETTINGS, STATE, Status
 from tutorial import options
 
 LOOK = {
-    "passed": "green",
-    "failed": "red",
-    "out of memory": "magenta",
-    "crashed": "magenta",
-    "timed out": "magenta",
-    "error": "magenta",
-    "not submitted": "dim",
+    Status.PASSED: "green",
+    Status.FAILED: "red",
+    Status.OUT_OF_MEMORY: "magenta",
+    Status.CRASHED: "magenta",
+    Status.TIMED_OUT: "magenta",
+    Status.ERROR: "magenta",
+    Status.NOT_SUBMITTED: "dim",
 }
 
 
@@ -67,8 +67,8 @@ def scored(run: StepRun, folder: Path) -> dict:
             "status": c.status,
             "message": c.message,
             "seconds": c.seconds,
-            "points": weight(run.step, c.id) if c.status == "passed" else 0,
-            "max_points": 0 if c.status == "skipped" else weight(run.step, c.id),
+            "points": weight(run.step, c.id) if c.status == Status.PASSED else 0,
+            "max_points": 0 if c.status == Status.SKIPPED else weight(run.step, c.id),
         }
         for c in run.checks
     ]
@@ -83,7 +83,7 @@ def scored(run: StepRun, folder: Path) -> dict:
         "max_points": sum(c["max_points"] for c in checks),
         "checks": checks,
     }
-    if run.status not in ("passed", "failed"):
+    if run.status not in (Status.PASSED, Status.FAILED):
         step["output"] = run.output  # pytest's last lines: what the process printed before it stopped
     return step
 
@@ -108,9 +108,9 @@ def junit(report: dict) -> ET.ElementTree:
             name=f"{name} {step['title']}",
             tests=str(len(cases)),
             time=f"{step['seconds']:.2f}",
-            failures=str(sum(c["status"] == "failed" for c in cases)),
-            errors=str(sum(c["status"] not in ("passed", "failed", "skipped") for c in cases)),
-            skipped=str(sum(c["status"] == "skipped" for c in cases)),
+            failures=str(sum(c["status"] == Status.FAILED for c in cases)),
+            errors=str(sum(c["status"] not in (Status.PASSED, Status.FAILED, Status.SKIPPED) for c in cases)),
+            skipped=str(sum(c["status"] == Status.SKIPPED for c in cases)),
         )
         properties = ET.SubElement(suite, "properties")
         for key in ("status", "points", "max_points"):
@@ -120,8 +120,10 @@ def junit(report: dict) -> ET.ElementTree:
             props = ET.SubElement(case, "properties")
             for key in ("points", "max_points"):
                 ET.SubElement(props, "property", name=key, value=str(c[key]))
-            if c["status"] != "passed":
-                tag = {"failed": "failure", "skipped": "skipped"}.get(c["status"], "error")
+            if c["status"] != Status.PASSED:
+                tag = {Status.FAILED: "failure", Status.SKIPPED: "skipped"}.get(
+                    c["status"], "error"
+                )  # JUnit's elements
                 ET.SubElement(case, tag, message=c["message"], type=c["status"]).text = c["message"]
     ET.indent(suites)
     return ET.ElementTree(suites)
@@ -211,7 +213,7 @@ def grade(folder: Path, limit: Limits, on_step=None, on_check=None) -> dict:
     }
     report["points"] = sum(s["points"] for s in report["steps"])
     report["max_points"] = sum(s["max_points"] for s in report["steps"])
-    report["passed"] = bool(steps) and all(s["status"] == "passed" for s in report["steps"]) and not changed
+    report["passed"] = bool(steps) and all(s["status"] == Status.PASSED for s in report["steps"]) and not changed
     return report
 
 

@@ -44,17 +44,17 @@ from tutorial.grade import (
     write_reports,
 )
 from tutorial.runner import Stopped, stop_on_signals
-from tutorial.state import STATE
+from tutorial.state import STATE, Status
 from tutorial import options
 
 # What a step's status becomes in the gradebook (the JSON keeps the finer one).
 VERDICT = {
-    "passed": "passed",
-    "failed": "failed",
-    "timed out": "timed out",
-    "crashed": "crashed",
-    "out of memory": "crashed",
-    "error": "crashed",
+    Status.PASSED: Status.PASSED,
+    Status.FAILED: Status.FAILED,
+    Status.TIMED_OUT: Status.TIMED_OUT,
+    Status.CRASHED: Status.CRASHED,
+    Status.OUT_OF_MEMORY: Status.CRASHED,
+    Status.ERROR: Status.CRASHED,
 }
 # The course's side of a grade: a change to any of these changes every student's grade key.
 COURSE_FILES = [
@@ -113,7 +113,7 @@ def gradebook(reports: dict[str, dict], full: dict[int, float], path: Path) -> N
         for name, report in sorted(reports.items()):
             graded = {s["step"]: s for s in report["steps"]}
             points = [graded[n]["points"] if n in graded else 0 for n in steps]
-            status = [VERDICT[graded[n]["status"]] if n in graded else "not submitted" for n in steps]
+            status = [VERDICT[graded[n]["status"]] if n in graded else Status.NOT_SUBMITTED for n in steps]
             out.writerow([name, *(f"{p:g}" for p in points), f"{sum(points):g}", f"{sum(full.values()):g}", *status])
 
 
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     table = Table("student", "points", "steps passed", title=f"Class {folder.name}")
     table.add_column("first problem", overflow="fold")
     for name, report in sorted(reports.items()):
-        first = next((s for s in report["steps"] if s["status"] != "passed"), None)
+        first = next((s for s in report["steps"] if s["status"] != Status.PASSED), None)
         table.add_row(
             name,
             f"{report['points']:g}/{sum(full.values()):g}",
@@ -225,7 +225,7 @@ def grade_all(
                     why = escape(f"{student.name}: not graded: {type(error).__name__}: {error}")
                     progress.console.print(f"[red]{why}")
                 else:
-                    passed = sum(s["status"] == "passed" for s in report["steps"])
+                    passed = sum(s["status"] == Status.PASSED for s in report["steps"])
                     progress.console.print(
                         f"{student.name}: {report['points']:g} points, {passed} of "
                         f"{len(report['steps'])} submitted steps pass ({report['seconds']:.0f} s)",

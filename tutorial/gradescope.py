@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from tutorial.course import ROOT, TITLES
+from tutorial.state import Status
 from tutorial.grade import add_limit_options, course_checks, grade, limits, steps_folder, weight
 from tutorial.runner import Check, stop_on_signals
 from tutorial import options
@@ -61,7 +62,7 @@ def results(report: dict, checks: dict[int, list[str]]) -> dict:
         for i, check in enumerate(ids, 1):
             c = ran.get(check)
             if step is None:
-                status, output = "not submitted", f"step_{n:02d}.py was not submitted"
+                status, output = Status.NOT_SUBMITTED, f"step_{n:02d}.py was not submitted"
             elif c is None:  # the step's run stopped before its checks were collected
                 status, output = step["status"], step["message"]
             else:
@@ -71,17 +72,17 @@ def results(report: dict, checks: dict[int, list[str]]) -> dict:
                 {
                     "name": f"s{n:02d} {TITLES[n]} · {Check(check, '').name}",
                     "number": f"{n}.{i}",
-                    "score": points if status == "passed" else 0,
+                    "score": points if status == Status.PASSED else 0,
                     "max_score": points,
-                    "status": "passed" if status == "passed" else "failed",
+                    "status": Status.PASSED if status == Status.PASSED else Status.FAILED,
                     "output": output
-                    if status in ("passed", "failed", "not submitted") or not output
+                    if status in (Status.PASSED, Status.FAILED, Status.NOT_SUBMITTED) or not output
                     else f"{status}: {output}",
                     "visibility": VISIBILITY,
                 }
             )
     score = sum(t["score"] for t in tests)
-    passed = [s["step"] for s in report["steps"] if s["status"] == "passed"]
+    passed = [s["step"] for s in report["steps"] if s["status"] == Status.PASSED]
     summary = (
         f"{score:g} of {sum(t['max_score'] for t in tests):g} points. Steps passed: "
         f"{', '.join(f'{n:02d}' for n in passed) or 'none'}. Not submitted: "

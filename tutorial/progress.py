@@ -18,7 +18,7 @@ from rich.table import Table
 from tutorial.course import TITLES, built, minutes
 from tutorial.impl import Source
 from tutorial.runner import remember, run_step, showing
-from tutorial.state import committed_stub
+from tutorial.state import Status, committed_stub
 from tutorial import options
 
 LOOK = {
@@ -43,10 +43,10 @@ def status(n: int, use: str, console: Console) -> tuple[str, str]:
         return "not started", start
     with showing(console, f"checking step {n:02d} · {TITLES[n]}") as on_check:
         run = run_step(n, use, on_check=on_check)
-    remember(n, path, run.status == "passed")
-    if run.status == "passed":
+    remember(n, path, run.status == Status.PASSED)
+    if run.status == Status.PASSED:
         return "done", f"all {len(run.checks)} checks pass"
-    if stub is None and "# TODO" in path.read_text() and not any(c.status == "passed" for c in run.checks):
+    if stub is None and "# TODO" in path.read_text() and not any(c.status == Status.PASSED for c in run.checks):
         return "not started", start  # no git history to compare with: TODOs left and nothing passes
     return "failing", run.message
 

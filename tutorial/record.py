@@ -10,6 +10,7 @@ import os
 from importlib.metadata import version
 
 from tutorial import checks
+from tutorial.state import Status
 from tutorial.reference import reference
 
 FILE = None
@@ -53,9 +54,9 @@ def pytest_runtest_logstart(nodeid, location):
 
 def pytest_runtest_logreport(report):
     """Phases add up: setup (imports the learner's file), call, teardown; the first failure is kept."""
-    result = RESULTS.setdefault(report.nodeid, {"status": "passed", "message": "", "seconds": 0.0})
+    result = RESULTS.setdefault(report.nodeid, {"status": Status.PASSED, "message": "", "seconds": 0.0})
     result["seconds"] += report.duration
-    if result["status"] == "passed" and not report.passed:
+    if result["status"] == Status.PASSED and not report.passed:
         result["status"] = report.outcome
         if report.skipped and isinstance(report.longrepr, tuple):
             result["message"] = report.longrepr[2]

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -22,12 +21,12 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from tutorial.course import ROOT, test_path
+from tutorial import limits
 from tutorial.impl import Source
-from tutorial.state import SETTINGS, STATE
+from tutorial.state import SETTINGS, STATE, Status
 
 SIGNALS = {
     "SIGABRT": "abort(): os.abort(), or a C++ error such as running out of memory",
@@ -122,6 +121,7 @@ def run_step(
     with tempfile.TemporaryDirectory(prefix="tutorial-run-") as tmp:
         record, output = Path(tmp, "record.jsonl"), Path(tmp, "output.txt")
         env = {**os.environ, "TUTORIAL_RECORD": str(record), "PYTHONDONTWRITEBYTECODE": "1"}
+        env |= limits.for_child(memory_gib)  # the run applies them itself (tutorial/limits.py)
         start, timed_out, announced = time.monotonic(), False, None
         process = None
         try:
@@ -135,15 +135,14 @@ def run_step(
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=partial(_limit, memory_gib),
+                    start_new_session=True,  # its own process group: a stop takes anything it started too
                 )
                 _RUNNING[process.pid] = process  # its pid is its process group's id
             while process.poll() is None:
                 time.sleep(0.2)
                 running = _running(_events(record))
                 if on_check and running != announced and running:
-                    on_check(Check(running, "running").name)
+                    on_check(Check(running, Status.RUNNING).name)
                     announced = running
                 if time.monotonic() - start > seconds:
                     _stop(process)
@@ -169,7 +168,7 @@ def run_step(
             round(time.monotonic() - start, 2),
             "\n".join(printed.splitlines()[-20:]),
         )
-        if run.status in ("crashed", "timed out"):  # faulthandler printed the stack: name the learner's line
+        if run.status in (Status.CRASHED, Status.TIMED_OUT):  # faulthandler printed the stack: name the learner's line
             source = Source(use)
             line = re.search(rf'File "{re.escape(str(source.path(n)))}", line (\d+)', printed)
             if line and source.shown(n) not in run.message:  # the check harness may have named it already
@@ -186,17 +185,6 @@ def _stop(process: subprocess.Popen, first=signal.SIGABRT) -> None:
             process.wait(timeout=5)
             return
     process.wait()
-
-
-def _limit(memory_gib: float) -> None:
-    """In the child, before pytest starts."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # an abort leaves no core file behind
-    if memory_gib:
-        limit = int(memory_gib * 2**30)
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ValueError, OSError):  # macOS does not enforce RLIMIT_AS
-            pass
 
 
 def _events(record: Path) -> list[dict]:
@@ -219,29 +207,31 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
     results = {e["check"]: e for e in events if e["event"] == "result"}
     running = _running(events)
     if timed_out:
-        why, status = f"no result within the time limit ({seconds:g} s)", "timed out"
+        why, status = f"no result within the time limit ({seconds:g} s)", Status.TIMED_OUT
     elif returncode < 0:
         name = signal.Signals(-returncode).name
-        why, status = f"the process died of {name}" + (f" ({SIGNALS[name]})" if name in SIGNALS else ""), "crashed"
+        why, status = f"the process died of {name}" + (f" ({SIGNALS[name]})" if name in SIGNALS else ""), Status.CRASHED
     else:
-        why, status = f"the process exited with code {returncode} in the middle of the checks", "crashed"
+        why, status = f"the process exited with code {returncode} in the middle of the checks", Status.CRASHED
     if collected is None:
         last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
         message = why if timed_out or returncode < 0 else f"pytest did not get to the checks: {last}"
-        return StepRun(n, "timed out" if timed_out else "error", message, [], elapsed, session, tail)
+        return StepRun(n, Status.TIMED_OUT if timed_out else Status.ERROR, message, [], elapsed, session, tail)
 
     if not collected:
-        return StepRun(n, "error", "pytest collected no checks", [], elapsed, session, tail)
+        return StepRun(n, Status.ERROR, "pytest collected no checks", [], elapsed, session, tail)
     hung = next((c for c in collected if results.get(c, {}).get("timed_out")), None)
     if hung and not timed_out and returncode >= 0:  # the check harness stopped the run at its first time-out
         name, message = Check(hung, "").name, results[hung]["message"]
         checks = [
-            Check(c, "timed out" if c == hung else results[c]["status"], results[c]["message"], results[c]["seconds"])
+            Check(
+                c, Status.TIMED_OUT if c == hung else results[c]["status"], results[c]["message"], results[c]["seconds"]
+            )
             if c in results
-            else Check(c, "not run", f"not run: the run stopped when '{name}' timed out")
+            else Check(c, Status.NOT_RUN, f"not run: the run stopped when '{name}' timed out")
             for c in collected
         ]
-        return StepRun(n, "timed out", f"{name}: {message}", checks, elapsed, session, tail)
+        return StepRun(n, Status.TIMED_OUT, f"{name}: {message}", checks, elapsed, session, tail)
     checks = []
     for check in collected:
         if check in results:
@@ -251,19 +241,19 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
             checks.append(Check(check, status, why))
         else:
             stopped = f" during '{Check(running, '').name}'" if running else ""
-            checks.append(Check(check, "not run", f"not run: {why}{stopped}"))
-    first = next((c for c in checks if c.status not in ("passed", "skipped")), None)
+            checks.append(Check(check, Status.NOT_RUN, f"not run: {why}{stopped}"))
+    first = next((c for c in checks if c.status not in (Status.PASSED, Status.SKIPPED)), None)
     if len(results) < len(collected) or timed_out:
         where = f" during '{Check(running, '').name}'" if running else ""
         return StepRun(n, status, why + where, checks, elapsed, session, tail)
     if first is None:
-        return StepRun(n, "passed", "", checks, elapsed, session, tail)
+        return StepRun(n, Status.PASSED, "", checks, elapsed, session, tail)
     message = f"{first.name}: {first.message}"
     if any("MemoryError" in c.message for c in checks):
         return StepRun(
-            n, "out of memory", f"{message} (memory limit {memory_gib:g} GiB)", checks, elapsed, session, tail
+            n, Status.OUT_OF_MEMORY, f"{message} (memory limit {memory_gib:g} GiB)", checks, elapsed, session, tail
         )
-    return StepRun(n, "failed", message, checks, elapsed, session, tail)
+    return StepRun(n, Status.FAILED, message, checks, elapsed, session, tail)
 
 
 # -- which steps the learner has finished, so `watch` need not re-check them ----------------

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import tomllib
+from enum import StrEnum
 from pathlib import Path
 
 from tutorial.course import ROOT, TITLES, built
@@ -46,3 +47,19 @@ def committed_stub(n: int, root: Path = ROOT, ref: str | None = None) -> tuple[s
     versions = [line.split(" ", 1) for line in log.splitlines()]
     commit = next((c for c, email in versions if email != me), versions[0][0])
     return git(root, "show", f"{commit}:{relative}"), commit[:12]
+
+
+class Status(StrEnum):
+    """What became of a check, or of a step's run, in every report: the grader's table, its JSON and
+    JUnit, grade-class's gradebook, Gradescope's results, progress and watch. Equal to its text."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    RUNNING = "running"  # a check under way (the grader's live line)
+    NOT_RUN = "not run"  # a check the run never reached: it stopped at an earlier one
+    TIMED_OUT = "timed out"
+    CRASHED = "crashed"
+    OUT_OF_MEMORY = "out of memory"
+    ERROR = "error"  # the run produced no result at all (no checks collected, say)
+    NOT_SUBMITTED = "not submitted"  # Gradescope: no file for the step

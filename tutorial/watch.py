@@ -19,7 +19,7 @@ from rich.console import Console
 from tutorial.course import ROOT, TITLES, built, next_step
 from tutorial.impl import Source
 from tutorial.runner import known_done, pytest_command, remember, run_step, showing
-from tutorial.state import committed_stub, step_arg
+from tutorial.state import Status, committed_stub, step_arg
 from tutorial import options
 
 
@@ -35,8 +35,8 @@ def first_unfinished(use: str, console: Console) -> int | None:
             return n
         with showing(console, f"looking for your first unfinished step: checking step {n:02d}") as on_check:
             run = run_step(n, use, on_check=on_check)
-        remember(n, path, run.status == "passed")
-        if run.status != "passed":
+        remember(n, path, run.status == Status.PASSED)
+        if run.status != Status.PASSED:
             return n
     return None
 
