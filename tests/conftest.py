@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 
 from tutorial.checks import CheckFailure
+from tutorial.maxprivate import compiled_graphs
 from tests.support.mutants import Job, Pool
 
 pool = Pool()
+COMPILED = {}  # "before": the compiled graphs in MAX's cache when the session started
 background = {}  # "mutants": the session's test_mutations.Mutants, when it has mutation tests
 JOBS = Path(tempfile.mkdtemp(prefix="early-jobs-"))  # the folders of the test modules' early jobs
 APART = "TUTORIAL_APART"  # set in the session that runs the RUN_APART modules' tests: it runs them itself
@@ -107,8 +109,17 @@ def pytest_sessionfinish():
         mutants.close()
 
 
+def pytest_sessionstart(session):
+    COMPILED["before"] = {path.name for path in compiled_graphs()}
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """With --durations: what the workers spent, and on which jobs most (a job's time is not its test's)."""
+    """How many distinct MAX graphs the session compiled (new files in MAX's cache, its workers'
+    included); with --durations, what the workers spent, and on which jobs most."""
+    if "before" in COMPILED:
+        now = compiled_graphs()
+        new = len({path.name for path in now} - COMPILED["before"])
+        terminalreporter.write_line(f"MAX graphs compiled by this session: {new} new, {len(now)} in the cache")
     done = {key: job.cost for key, job in pool.jobs.items() if job.cost}
     if config.option.durations is None or not done:
         return

@@ -224,3 +224,24 @@ def test_dim_arithmetic_outside_a_graph_names_no_mlir_context():
         pytest.fail("MAX changed: Dim arithmetic outside a graph now works; explain.py's advice for it is stale")
     with Graph("dims", input_types=[TensorType(DType.float32, [3], device=DeviceRef.CPU())]):
         assert int(Dim(4) + 3) == 7, "MAX changed: Dim arithmetic inside a graph no longer gives a Dim"
+
+
+def test_a_new_graph_is_one_new_file_in_the_cache_the_suite_counts():
+    """maxprivate.compiled_graphs reads MAX's on-disk cache: compiling a graph never compiled before (its
+    constant is new) adds one file there."""
+    import random
+
+    from max.dtype import DType
+    from max.graph import DeviceRef, TensorType
+    from max.nn.module_v3 import Module
+
+    new = random.random()
+
+    class Plus(Module):
+        def __call__(self, x):
+            return x + new
+
+    before = {path.name for path in maxprivate.compiled_graphs()}
+    Plus().compile(TensorType(DType.float32, [3], device=DeviceRef.CPU()))
+    added = {path.name for path in maxprivate.compiled_graphs()} - before
+    assert len(added) == 1, f"MAX changed where it caches compiled graphs: {len(added)} new files for one graph"

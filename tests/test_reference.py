@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tutorial import reference
 from tutorial.course import ROOT
@@ -102,3 +103,15 @@ def test_pretrained_weights_are_found_in_the_hub_cache_or_said_missing(tmp_path)
         )
         found[name] = run.stdout.strip() or run.stderr
     assert found == {"cached": str(snapshot / "model.safetensors"), "empty": "None"}, found
+
+
+def test_a_value_whose_repr_need_not_show_its_state_is_refused_in_a_key():
+    """A closed-over object (a list that changes, a model) would key by a repr that need not change with
+    it: a stale HF output could come back. Such a value must be an input, and the key says so."""
+
+    class Settings:
+        scale = 2.0
+
+    settings = Settings()
+    with pytest.raises(TypeError, match="cannot be part of its cache key"):
+        code_key(lambda hf, x: x * settings.scale)

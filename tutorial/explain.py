@@ -46,13 +46,10 @@ def shown(path: str | Path) -> str:
 def todo_line(path: Path, todo: int) -> int | None:
     """The line of `# TODO <todo>:` in the file, if it is still there."""
     try:
-        lines = Path(path).read_text().splitlines()
+        found = blocks(Path(path).read_text()).get(todo)
     except OSError:
         return None
-    for i, text in enumerate(lines, 1):
-        if re.match(rf"\s*#\s*TODO\s*{todo}\b", text):
-            return i
-    return None
+    return found[0] if found else None
 
 
 def where(error: BaseException, inside: Path) -> tuple[Path, int] | None:

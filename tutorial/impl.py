@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from tutorial.course import solution_path, stub_path
+from tutorial.todos import blocks
 from tutorial.explain import MissingName, StepError, explain, missing_name, shown
 from tutorial.watchdog import Hung
 
@@ -152,4 +153,4 @@ class _Redirect(importlib.abc.MetaPathFinder):
 
 def stub_steps(source: Source, steps: list[int]) -> list[int]:
     """Steps whose file in `source` still has TODO markers."""
-    return [n for n in steps if source.path(n).exists() and "# TODO" in source.path(n).read_text()]
+    return [n for n in steps if source.path(n).exists() and blocks(source.path(n).read_text())]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import re
 import sys
 import types
 from collections.abc import Iterator
+from pathlib import Path
 
 
 # -- importing MAX -------------------------------------------------------------------------------------
@@ -116,6 +118,17 @@ def compiled_model(compiled):
 
 
 # -- compiling -------------------------------------------------------------------------------------------
+def compiled_graphs() -> list[Path]:
+    """The compiled graphs in MAX's on-disk cache, one file each: $XDG_DATA_HOME/modular (default
+    ~/.local/share/modular), under .max_cache/mof/mef/<MAX version>/ in MAX 25.7. The suite counts the
+    new ones to say how many distinct graphs it compiled."""
+    from importlib.metadata import version
+
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    folder = data / "modular" / ".max_cache" / "mof" / "mef" / version("max")
+    return list(folder.glob("*")) if folder.is_dir() else []
+
+
 def compiler_code():
     """The code object every MAX graph compile runs under, or None before MAX is imported.
 

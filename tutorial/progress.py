@@ -19,6 +19,7 @@ from tutorial.course import TITLES, built, minutes
 from tutorial.impl import Source
 from tutorial.runner import remember, run_step, showing
 from tutorial.state import Status, committed_stub
+from tutorial.todos import blocks
 from tutorial import options
 
 LOOK = {
@@ -46,7 +47,7 @@ def status(n: int, use: str, console: Console) -> tuple[str, str]:
     remember(n, path, run.status == Status.PASSED)
     if run.status == Status.PASSED:
         return "done", f"all {len(run.checks)} checks pass"
-    if stub is None and "# TODO" in path.read_text() and not any(c.status == Status.PASSED for c in run.checks):
+    if stub is None and blocks(path.read_text()) and not any(c.status == Status.PASSED for c in run.checks):
         return "not started", start  # no git history to compare with: TODOs left and nothing passes
     return "failing", run.message
 

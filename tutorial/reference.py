@@ -22,7 +22,6 @@ import inspect
 import json
 import marshal
 import os
-import re
 import types
 from contextlib import suppress
 from dataclasses import dataclass, field, fields
@@ -287,11 +286,13 @@ def code_key(fn) -> list:
     """fn's code and every value it reads, as JSON: its source (its bytecode when there is none), its
     default arguments, the values of the cells it closes over and of the module globals its code (nested
     code included) names, and the same for each plain function among those. Two lambdas of the same
-    source that close over different values get different keys; a changed global constant changes it."""
-    return _function_key(fn, set())
+    source that close over different values get different keys; a changed global constant changes it.
+    Functions of other modules (the harness's helpers) count by name: what they read is not the HF
+    computation's input."""
+    return _function_key(fn, set(), fn.__module__)
 
 
-def _function_key(fn: types.FunctionType, seen: set[int]) -> list:
+def _function_key(fn: types.FunctionType, seen: set[int], home: str) -> list:
     seen.add(id(fn))
     code = fn.__code__
     try:
@@ -301,16 +302,16 @@ def _function_key(fn: types.FunctionType, seen: set[int]) -> list:
     closure = {}
     for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
         try:
-            closure[name] = _value_key(cell.cell_contents, seen)
+            closure[name] = _value_key(cell.cell_contents, seen, home)
         except ValueError:  # a cell not yet filled
             closure[name] = None
     names = sorted(_names(code) & fn.__globals__.keys())
     return [
         text,
-        _value_key(fn.__defaults__, seen),
-        _value_key(fn.__kwdefaults__, seen),
+        _value_key(fn.__defaults__, seen, home),
+        _value_key(fn.__kwdefaults__, seen, home),
         closure,
-        {name: _value_key(fn.__globals__[name], seen) for name in names},
+        {name: _value_key(fn.__globals__[name], seen, home) for name in names},
     ]
 
 
@@ -324,9 +325,10 @@ def _names(code: types.CodeType) -> set[str]:
     return found
 
 
-def _value_key(value, seen: set[int]):
+def _value_key(value, seen: set[int], home: str):
     if isinstance(value, types.FunctionType):
-        return ["function", value.__qualname__, None if id(value) in seen else _function_key(value, seen)]
+        inside = id(value) not in seen and value.__module__ == home
+        return ["function", value.__module__, value.__qualname__, _function_key(value, seen, home) if inside else None]
     if type(value).__module__.startswith("torch") and hasattr(value, "numpy"):  # a torch tensor: its repr elides
         value = value.detach().cpu().numpy()
     if isinstance(value, (np.ndarray, np.generic)):
@@ -337,10 +339,16 @@ def _value_key(value, seen: set[int]):
     if isinstance(value, type):
         return ["class", f"{value.__module__}.{value.__qualname__}"]
     if isinstance(value, (list, tuple)):
-        return [type(value).__name__, [_value_key(v, seen) for v in value]]
+        return [type(value).__name__, [_value_key(v, seen, home) for v in value]]
     if isinstance(value, dict):
-        return ["dict", [[_value_key(k, seen), _value_key(v, seen)] for k, v in value.items()]]
+        return ["dict", [[_value_key(k, seen, home), _value_key(v, seen, home)] for k, v in value.items()]]
     if isinstance(value, (set, frozenset)):
-        return [type(value).__name__, sorted(json.dumps(_value_key(v, seen)) for v in value)]
-    # anything else by repr, less the memory addresses a default repr holds (they differ per process)
-    return ["repr", re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))]
+        return [type(value).__name__, sorted(json.dumps(_value_key(v, seen, home)) for v in value)]
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes, range, slice)):
+        return ["value", repr(value)]  # immutable: its repr is its whole value
+    # an object whose repr need not show its state (a mutable instance, a closed-over model...): a key
+    # built from it could serve a stale output, so it must reach fn as an input instead
+    raise TypeError(
+        f"Reference.compute: the function reads a {type(value).__name__} ({value!r:.60}) that cannot be part of "
+        "its cache key; pass it as an input array, or as a number, string or tuple of them"
+    )
