@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from contextlib import ExitStack
@@ -226,23 +227,20 @@ def write_reports(report: dict, json_path: Path, junit_path: Path) -> None:
 
 def course_checks() -> dict[int, list[str]]:
     """Every check of every step, as named in its file ("test_default_matches_hf[n_embd]"), by collecting
-    the course's tests (~3 s): the full points of a step are its checks' weights, whatever was submitted."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "--collect-only",
-        "-p",
-        "no:cacheprovider",
-        *(str(test_path(n).relative_to(ROOT)) for n in built()),
-    ]
-    out = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    )
+    the course's tests (~3 s) with the result record on (tutorial/record.py's "collected" event): the full
+    points of a step are its checks' weights, whatever was submitted."""
+    tests = [str(test_path(n).relative_to(ROOT)) for n in built()]
+    with tempfile.TemporaryDirectory(prefix="tutorial-collect-") as tmp:
+        record = Path(tmp, "record.jsonl")
+        command = [sys.executable, "-m", "pytest", "--collect-only", "-p", "tutorial.record", "-p", "no:cacheprovider"]
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TUTORIAL_RECORD": str(record)}
+        out = subprocess.run([*command, *tests], cwd=ROOT, capture_output=True, text=True, env=env)
+        events = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    collected = next((e for e in events if e.get("event") == "collected"), {"checks": [], "files": []})
     found: dict[int, list[str]] = {n: [] for n in built()}
-    for line in out.stdout.splitlines():  # pytest.ini's -q: one "tests/test_step_NN.py::test_x[case]" a line
-        if (m := re.fullmatch(r"tests/test_step_(\d\d)\.py::(\S+)", line.strip())) and int(m[1]) in found:
-            found[int(m[1])].append(m[2])
+    for file, check in zip(collected["files"], collected["checks"]):
+        if (m := re.fullmatch(r"test_step_(\d\d)\.py", file)) and int(m[1]) in found:
+            found[int(m[1])].append(check)
     if out.returncode or not all(found.values()):
         raise RuntimeError(f"collecting the course's checks failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
     return found

@@ -7,6 +7,7 @@ mid-check (a segfault, a hang it kills, the memory limit).
 
 import json
 import os
+from pathlib import Path
 from importlib.metadata import version
 
 from tutorial import checks
@@ -45,7 +46,11 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_finish(session):
-    emit(event="collected", checks=[check_id(item.nodeid) for item in session.items])
+    emit(
+        event="collected",
+        checks=[check_id(item.nodeid) for item in session.items],
+        files=[Path(item.nodeid.split("::")[0]).name for item in session.items],  # each check's test file
+    )
 
 
 def pytest_runtest_logstart(nodeid, location):
