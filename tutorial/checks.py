@@ -19,8 +19,6 @@ from tutorial import weights
 from tutorial.explain import CheckFailure, StepError, describe
 from tutorial.maxprivate import realize
 
-__all__ = ["CheckFailure"]  # the checks' failure, defined with the other error classes in explain
-
 
 @dataclass(frozen=True)
 class Tolerance:

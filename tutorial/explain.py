@@ -144,7 +144,6 @@ def definitions(text: str) -> dict[str, tuple[str, int]]:
 def course_texts(n: int) -> tuple[tuple[str, str], ...]:
     """("stub" | "solution", text) of step n as the course wrote it, best first. steps/step_NN.py may be
     the learner's own file, the very one that lost the name, so git's committed stub comes first."""
-
     texts = [("stub", stub[0])] if (stub := committed_stub(n)) and stub[0] else []  # None: no git history
     for label, path in (("stub", stub_path(n)), ("solution", solution_path(n))):
         if path.exists():

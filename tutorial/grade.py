@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tutorial.course import ROOT, TITLES, built, test_path
-from tutorial.runner import StepRun, run_step, showing, stop_on_signals
+from tutorial.runner import StepRun, events, run_step, showing, stop_on_signals
 from tutorial.state import SETTINGS, STATE, Status
 from tutorial import options
 
@@ -122,9 +122,8 @@ def junit(report: dict) -> ET.ElementTree:
             for key in ("points", "max_points"):
                 ET.SubElement(props, "property", name=key, value=str(c[key]))
             if c["status"] != Status.PASSED:
-                tag = {Status.FAILED: "failure", Status.SKIPPED: "skipped"}.get(
-                    c["status"], "error"
-                )  # JUnit's elements
+                # JUnit's elements: <failure>, <skipped>, else <error>
+                tag = {Status.FAILED: "failure", Status.SKIPPED: "skipped"}.get(c["status"], "error")
                 ET.SubElement(case, tag, message=c["message"], type=c["status"]).text = c["message"]
     ET.indent(suites)
     return ET.ElementTree(suites)
@@ -235,8 +234,7 @@ def course_checks() -> dict[int, list[str]]:
         command = [sys.executable, "-m", "pytest", "--collect-only", "-p", "tutorial.record", "-p", "no:cacheprovider"]
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TUTORIAL_RECORD": str(record)}
         out = subprocess.run([*command, *tests], cwd=ROOT, capture_output=True, text=True, env=env)
-        events = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-    collected = next((e for e in events if e.get("event") == "collected"), {"checks": [], "files": []})
+        collected = next((e for e in events(record) if e["event"] == "collected"), {"checks": [], "files": []})
     found: dict[int, list[str]] = {n: [] for n in built()}
     for file, check in zip(collected["files"], collected["checks"]):
         if (m := re.fullmatch(r"test_step_(\d\d)\.py", file)) and int(m[1]) in found:

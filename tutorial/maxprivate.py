@@ -98,7 +98,7 @@ def compiled_model(compiled):
     `F.functional`, which takes and returns eager Tensors. Every eager Tensor made from a result becomes a
     source of MAX's eager graph (`ComputeGraph.add_source`, max/experimental/tensor.py), which keeps it
     alive and grows the graph's signature by one argument each: a decode loop that feeds the cache back
-    through the wrapper slows down step by step (measured: 490 ms a step for GPT-2 124M, against 37 ms)
+    through the wrapper slows down step by step (measured: 490 ms a step for GPT-2 124M, 14 ms via the Model)
     and never frees a cache. So step 13's Decoder (tutorial/engine.py) calls the Model itself, with
     driver tensors. F.functional's `functools.wraps` keeps the Model where `inspect.unwrap` finds it;
     for a module with several outputs only (for a single one Module.compile wraps once more, around the

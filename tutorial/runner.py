@@ -140,7 +140,7 @@ def run_step(
                 _RUNNING[process.pid] = process  # its pid is its process group's id
             while process.poll() is None:
                 time.sleep(0.2)
-                running = _running(_events(record))
+                running = _running(events(record))
                 if on_check and running != announced and running:
                     on_check(Check(running, Status.RUNNING).name)
                     announced = running
@@ -160,7 +160,7 @@ def run_step(
         printed = output.read_text(errors="replace")
         run = _judge(
             n,
-            _events(record),
+            events(record),
             process.returncode,
             timed_out,
             seconds,
@@ -187,7 +187,8 @@ def _stop(process: subprocess.Popen, first=signal.SIGABRT) -> None:
     process.wait()
 
 
-def _events(record: Path) -> list[dict]:
+def events(record: Path) -> list[dict]:
+    """The result record's events (tutorial/record.py), one JSON object a line."""
     try:
         lines = record.read_text().splitlines()
     except FileNotFoundError:
