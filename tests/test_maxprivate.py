@@ -4,6 +4,7 @@ One test per assumption, each on the tiniest graph that shows it. After a MAX up
 says which assumption broke, before it shows up as a puzzling message in a learner's check.
 """
 
+import os
 import subprocess
 import sys
 
@@ -226,22 +227,29 @@ def test_dim_arithmetic_outside_a_graph_names_no_mlir_context():
         assert int(Dim(4) + 3) == 7, "MAX changed: Dim arithmetic inside a graph no longer gives a Dim"
 
 
-def test_a_new_graph_is_one_new_file_in_the_cache_the_suite_counts():
-    """maxprivate.compiled_graphs reads MAX's on-disk cache: compiling a graph never compiled before (its
-    constant is new) adds one file there."""
-    import random
+def test_a_new_graph_is_one_new_file_in_the_cache_the_suite_counts(tmp_path):
+    """maxprivate.compiled_graphs reads MAX's on-disk cache: compiling one graph adds one file there.
 
-    from max.dtype import DType
-    from max.graph import DeviceRef, TensorType
-    from max.nn.module_v3 import Module
-
-    new = random.random()
-
-    class Plus(Module):
-        def __call__(self, x):
-            return x + new
-
-    before = {path.name for path in maxprivate.compiled_graphs()}
-    Plus().compile(TensorType(DType.float32, [3], device=DeviceRef.CPU()))
-    added = {path.name for path in maxprivate.compiled_graphs()} - before
-    assert len(added) == 1, f"MAX changed where it caches compiled graphs: {len(added)} new files for one graph"
+    It compiles in its own process with its own XDG_DATA_HOME: the suite's other workers compile into the
+    shared cache at the same time, so counting there would count their graphs too."""
+    program = (
+        "from max.dtype import DType\n"
+        "from max.graph import DeviceRef, TensorType\n"
+        "from max.nn.module_v3 import Module\n"
+        "from tutorial import maxprivate\n"
+        "class Plus(Module):\n"
+        "    def __call__(self, x):\n"
+        "        return x + 0.25\n"
+        "before = len(maxprivate.compiled_graphs())\n"
+        "Plus().compile(TensorType(DType.float32, [3], device=DeviceRef.CPU()))\n"
+        "print(before, len(maxprivate.compiled_graphs()))\n"
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    run = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    before, after = map(int, run.stdout.split()[-2:])
+    assert (before, after) == (0, 1), (
+        f"MAX changed where it caches compiled graphs: {after - before} new files for one graph"
+    )
