@@ -3,32 +3,34 @@
 import json
 import re
 
-from tests.conftest import pool
+import pytest
+
 from tutorial.bench import ROWS
 from tutorial.course import ROOT
-from tests.support.mutants import Job
+from tests.support.run import command
 
 TINY = ["--tiny", "--prompt-tokens", 4, "--new-tokens", 4]
 
 
-def early_jobs(folder):
-    """Both commands, queued when the session starts (tests/conftest.py), each in a process of its own,
-    ahead of the broken-code jobs: they take long, so they start early. A test waiting on them does not count
-    the wait against its own limit (`Pool.result`)."""
-    runs, table = folder / "bench" / "runs.json", folder / "profile" / "profile.txt"
-    yield (
-        "bench",
-        Job("tutorial.bench", [*TINY, "--repeats", 2, "--json", runs], runs.parent, 280, priority=1, fresh=True),
-    )
-    profile = [*TINY, "--profile", "--profile-out", table]
-    yield "profile", Job("tutorial.bench", profile, table.parent, 280, priority=1, fresh=True)
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """`bench` on a tiny GPT-2, each row in a process of its own: (the run, its runs.json)."""
+    runs = tmp_path_factory.mktemp("bench") / "runs.json"
+    return command("tutorial.bench", [*TINY, "--repeats", 2, "--json", runs], timeout=280), runs
 
 
-def test_bench_runs_every_row_in_its_own_process_and_prints_medians_floor_and_agreeing_tokens():
-    code, stdout, stderr = pool.result("bench")
-    out = stdout + stderr
-    assert code == 0, out[-3000:]
-    runs = json.loads((pool.jobs["bench"].folder / "runs.json").read_text())
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    """`bench --profile` on a tiny GPT-2: (the run, the table it wrote)."""
+    table = tmp_path_factory.mktemp("profile") / "profile.txt"
+    return command("tutorial.bench", [*TINY, "--profile", "--profile-out", table], timeout=280), table
+
+
+def test_bench_runs_every_row_in_its_own_process_and_prints_medians_floor_and_agreeing_tokens(bench):
+    done, written = bench
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-3000:]
+    runs = json.loads(written.read_text())
     pids = [r["pid"] for results in runs["runs"].values() for r in results] + [f["pid"] for f in runs["floor"]]
     assert set(runs["runs"]) == set(ROWS) and all(len(r) == 2 for r in runs["runs"].values()), runs["runs"].keys()
     assert len(set(pids)) == len(pids) == 2 * (len(ROWS) + 1) and runs["pid"] not in pids, f"two runs shared: {pids}"
@@ -46,10 +48,9 @@ def kinds(table: str) -> list[str]:
     return [line.split(" (")[0].split("  ")[0] for line in table.splitlines()[4:] if line.strip()]
 
 
-def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table():
-    code, stdout, stderr = pool.result("profile")
-    assert code == 0, (stdout + stderr)[-3000:]
-    table = pool.jobs["profile"].folder / "profile.txt"
+def test_profile_times_each_kind_of_work_and_the_chapter_shows_its_table(profile):
+    done, table = profile
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     rows = {line.split("  ")[0]: line for line in table.read_text().splitlines()[4:]}
     for kind in ("matrix-vector products", "attention over the cache", "cache update", "host round trip"):
         row = next((line for name, line in rows.items() if name.startswith(kind)), None)

@@ -14,10 +14,9 @@ import tomllib
 
 import pytest
 
-from tests.conftest import pool
 from tutorial import course, dev, todos
 from tutorial.course import ROOT, built, chapter_path, hints, solution_path, stub_path
-from tests.support.mutants import Job
+from tests.support.run import command
 
 STEPS = built()
 # "1. **Positions** (`# TODO 1`, lines 36-38)": the TODO comment is what a reader finds in the
@@ -195,28 +194,17 @@ def test_every_task_names_files_that_exist():
             ).exists()
 
 
-@pytest.fixture(scope="module")
-def stub_runs(tmp_path_factory):
-    """Each committed stub's checks (not the stub as a learner may have edited it), queued at once in the
-    session's job pool (tests/conftest.py): `python -m pytest tests/test_step_NN.py --use DIR`."""
-    root = tmp_path_factory.mktemp("stubs")
-    for n in STEPS:
-        shown = subprocess.run(["git", "show", f"HEAD:steps/step_{n:02d}.py"], cwd=ROOT, capture_output=True, text=True)
-        assert shown.returncode == 0, f"git cannot show the committed stub: {shown.stderr.strip()}"
-        (root / f"{n}").mkdir()
-        (root / f"{n}" / f"step_{n:02d}.py").write_text(shown.stdout)
-        args = [f"tests/test_step_{n:02d}.py", "--use", root / f"{n}"]
-        pool.add(("stub", n), Job("pytest", args, root / f"{n}-run", 900, priority=1))
-    return lambda n: pool.result(("stub", n))
-
-
 @pytest.mark.parametrize("n", STEPS)
-def test_committed_stub_fails_its_checks_in_one_line_each(n, stub_runs):
-    code, stdout, stderr = stub_runs(n)
-    out = stdout + stderr
-    assert code == 1, f"the stub of step {n:02d} exited {code}, expected 1 (checks failing):\n{out[-2000:]}"
-    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert failures, f"step {n:02d}: no one-line failure report:\n{out[-2000:]}"
+def test_committed_stub_fails_its_checks_in_one_line_each(n, tmp_path):
+    """The committed stub (not the stub as a learner may have edited it), checked as
+    `python -m pytest tests/test_step_NN.py --use DIR` would check it."""
+    shown = subprocess.run(["git", "show", f"HEAD:steps/step_{n:02d}.py"], cwd=ROOT, capture_output=True, text=True)
+    assert shown.returncode == 0, f"git cannot show the committed stub: {shown.stderr.strip()}"
+    (tmp_path / f"step_{n:02d}.py").write_text(shown.stdout)
+    done = command("pytest", [f"tests/test_step_{n:02d}.py", "--use", tmp_path], timeout=540)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, f"the stub of step {n:02d} exited {done.returncode}, expected 1:\n{out[-2000:]}"
+    assert done.failures and all(done.failures.values()), f"step {n:02d}: a check without its line:\n{out[-2000:]}"
     assert "Traceback" not in out, f"step {n:02d}: a traceback reached the learner:\n{out[-2000:]}"
 
 

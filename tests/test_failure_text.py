@@ -1,7 +1,7 @@
 """A failing check prints the same text alone and inside a longer run.
 
-The learner's file under check belongs to its test file's checks only (tutorial/checks.py's
-CheckSession, set by the plugin's `step` fixture and cleared after): a failure in a later test
+The learner's file under check belongs to its test file's checks only (tutorial/explain.py's
+`checking`, around the plugin's `step` fixture): a failure in a later test
 file that checks no step must not be read as the learner's, cut to one line and pointed at
 their file.
 """

@@ -5,21 +5,15 @@ on stderr and a non-zero exit, without a traceback.
 """
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import pool
 from tests.support import tiny as tiny_model
-from tutorial.course import ROOT, solution_path, stub_path
-from tests.support.mutants import Job
+from tutorial.course import solution_path, stub_path
+from tests.support.run import command
 from tests.support.tiny import PROMPT
 
 NEW = 24
@@ -35,26 +29,10 @@ def tiny(tmp_path_factory):
     return {"root": root, "dir": root / "model", "hf": tiny_model.hf_greedy(model, tok, PROMPT, NEW), "vocab": len(tok)}
 
 
-def generate(*args):
-    """`python -m tutorial.generate *args`, run by one of the session's workers (tests/conftest.py),
-    which have MAX, torch and transformers imported already."""
-    folder = Path(tempfile.mkdtemp(prefix="generate-"))
-    try:
-        return pool.run(("generate", folder.name), Job("tutorial.generate", list(args), folder))
-    finally:
-        shutil.rmtree(folder)
-
-
-def generate_fresh(*args, env):
-    """The same, in a fresh process with `env` added: HF reads its environment when it is imported."""
-    return subprocess.run(
-        [sys.executable, "-m", "tutorial.generate", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, **env},
-    )
+def generate(*args, env: dict | None = None):
+    """`python -m tutorial.generate *args`, in a process of its own (tests/support/run.py), with `env`
+    added to its environment."""
+    return command("tutorial.generate", list(args), timeout=540, env=env)
 
 
 def new_ids(run) -> list[int]:
@@ -167,7 +145,7 @@ def test_unknown_model_name_offline(tiny):
 
 
 def test_missing_pretrained_weights_say_how_to_get_them(tmp_path):
-    run = generate_fresh("--use", "solutions", env={"HF_HOME": str(tmp_path / "empty-hf-home")})
+    run = generate("--use", "solutions", env={"HF_HOME": str(tmp_path / "empty-hf-home")})
     one_line_error(run, "run `pixi run weights`")
 
 

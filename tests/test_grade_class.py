@@ -25,7 +25,6 @@ from tutorial import classroom
 from tutorial.course import ROOT, TITLES, built
 from tutorial.grade import course_checks, full_points
 
-RUN_APART = True  # its tests drive commands: in a session beside the others' (tests/conftest.py)
 STEPS = built()
 WRONG_N_HEAD = ("n_head: int = 12", "n_head: int = 8")  # fails one check of step 01 (8 of 9 points)
 QUICK = ["--import-timeout", 5, "--timeout", 120, "--jobs", 2]

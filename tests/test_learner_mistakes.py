@@ -1,10 +1,10 @@
 """Whatever a learner's file does wrong, the check says so in one line, names the place, and exits 1.
 
 Each case edits the step-05 solution the way a learner might, runs the
-step's checks on it as `--use DIR`, and asserts the one-line report. The
-file itself must come out of the run unchanged. The runs are jobs of the
-session's pool (tests/conftest.py): each as `python -m pytest` would run it,
-all queued when the first test starts.
+step's checks on it as `--use DIR`, in a process of its own
+(tests/support/run.py), and asserts the one-line report: its text from the
+checks' result records, and that the learner saw it as one line. The file
+itself must come out of the run unchanged.
 """
 
 import ast
@@ -12,9 +12,8 @@ import hashlib
 
 import pytest
 
-from tests.conftest import pool
 from tutorial.course import solution_path
-from tests.support.mutants import Job
+from tests.support.run import command
 from tutorial.runner import run_step
 
 GOOD = "return self.wte(input_ids)  # [B, T] -> [B, T, n_embd]"
@@ -62,47 +61,32 @@ CASES = {
 }
 
 
-def queue(key, folder, name: str, text: str, args: list) -> dict:
-    """The learner's file `name` alone in `folder`, and `python -m pytest *args --use folder` on it, queued."""
-    folder.mkdir()
+def check(folder, name: str, text: str, args: list):
+    """The learner's file `name`, alone in `folder`, checked by `python -m pytest *args --use folder`:
+    (the run, the file, its hash before the run)."""
     learner = folder / name
     learner.write_text(text)
-    pool.add(key, Job("pytest", [*args, "--use", folder], folder.with_name(f"{folder.name}-run"), 600, priority=1))
-    return {"key": key, "learner": learner, "before": hashlib.sha256(learner.read_bytes()).hexdigest()}
+    before = hashlib.sha256(learner.read_bytes()).hexdigest()
+    return command("pytest", [*args, "--use", folder], timeout=540), learner, before
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Every case's run, queued at once; runs(case) waits for its (exit status, stdout + stderr, the
-    learner's file, the file's hash before the run)."""
-    root, queued = tmp_path_factory.mktemp("mistakes"), {}
-    for i, (case, (old, new, _)) in enumerate(CASES.items()):
-        text = solution_path(5).read_text()
-        if text.count(old) != 1:
-            queued[case] = f"{old!r} must occur once in solution_05.py"
-            continue
-        # a short hang limit for the endless loop (compiles are not counted: tutorial/watchdog.py)
-        args = ["tests/test_step_05.py", *(["--hang-timeout", "3"] if case == "endless loop" else [])]
-        queued[case] = queue(("mistake", case), root / f"case{i}", "step_05.py", text.replace(old, new), args)
-    for i, (case, (n, text, _)) in enumerate(MISSING.items()):
-        args = [f"tests/test_step_{n:02d}.py"]
-        queued[case] = queue(("missing", case), root / f"missing{i}", f"step_{n:02d}.py", text(), args)
-
-    def run(case):
-        assert isinstance(queued[case], dict), queued[case]
-        code, out, err = pool.result(queued[case]["key"])
-        return code, out + err, queued[case]["learner"], queued[case]["before"]
-
-    return run
+def printed(done) -> list[str]:
+    """The failure lines the learner saw (what the one-line promise is about)."""
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("✗ ")]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_mistake_is_reported_in_one_line(case, runs):
-    says = CASES[case][2]
-    code, out, learner, before = runs(case)
-    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert code == 1, f"{case}: exit {code}, expected 1:\n{out[-1500:]}"
-    assert failures and any(says in line for line in failures), f"{case}: expected {says!r} in:\n{out[-1500:]}"
+def test_mistake_is_reported_in_one_line(case, tmp_path):
+    old, new, says = CASES[case]
+    text = solution_path(5).read_text()
+    assert text.count(old) == 1, f"{old!r} must occur once in solution_05.py"
+    # a short hang limit for the endless loop (compiles are not counted: tutorial/watchdog.py)
+    args = ["tests/test_step_05.py", *(["--hang-timeout", "3"] if case == "endless loop" else [])]
+    done, learner, before = check(tmp_path, "step_05.py", text.replace(old, new), args)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, f"{case}: exit {done.returncode}, expected 1:\n{out[-1500:]}"
+    assert any(says in line for line in done.failures.values()), f"{case}: expected {says!r} in:\n{out[-1500:]}"
+    assert all(len(line.splitlines()) == 1 for line in done.failures.values()), done.failures
     assert "Traceback" not in out, f"{case}: a traceback reached the learner:\n{out[-1500:]}"
     assert hashlib.sha256(learner.read_bytes()).hexdigest() == before, f"{case}: the check modified the learner's file"
 
@@ -141,11 +125,12 @@ MISSING = {
 
 
 @pytest.mark.parametrize("case", MISSING)
-def test_missing_name_is_reported_once_in_the_learners_terms(case, runs):
-    says = MISSING[case][2]
-    code, out, learner, before = runs(case)
-    failures = [line for line in out.splitlines() if line.startswith("✗ ")]
-    assert code == 1, f"{case}: exit {code}, expected 1:\n{out[-1500:]}"
+def test_missing_name_is_reported_once_in_the_learners_terms(case, tmp_path):
+    n, text, says = MISSING[case]
+    done, learner, before = check(tmp_path, f"step_{n:02d}.py", text(), [f"tests/test_step_{n:02d}.py"])
+    out, failures = done.stdout + done.stderr, printed(done)
+    assert done.returncode == 1, f"{case}: exit {done.returncode}, expected 1:\n{out[-1500:]}"
+    assert done.failures and all(says[0] in line for line in done.failures.values()), done.failures
     # every check needs the name: one line for the cause, naming the checks it blocked
     assert len(failures) == 1 and " checks (" in failures[0], f"{case}: expected one collapsed line:\n{out[-1500:]}"
     for piece in [f"{learner} does not define", "the checks and later steps import it by that name", *says]:

@@ -96,8 +96,7 @@ def test_fresh_eager_graph_forgets_every_eager_tensor():
     assert tensor.GRAPH.unrealized, "MAX changed: GRAPH.unrealized no longer lists eager tensors not yet computed"
     maxprivate.fresh_eager_graph()
     assert not tensor.GRAPH.sources and not tensor.GRAPH.unrealized, (
-        "MAX changed: ComputeGraph.__init__ no longer empties the eager graph (tests/support/mutants.py's workers "
-        "rely on it)"
+        "MAX changed: ComputeGraph.__init__ no longer empties the eager graph (tests here rely on it)"
     )
     del kept
 

@@ -12,12 +12,10 @@ import ast
 
 import pytest
 
-from tests.conftest import pool
 from tests.support import tiny
 from tutorial.course import model_steps, solution_path, stub_path
-from tests.support.mutants import Job
+from tests.support.run import command
 
-pytestmark = pytest.mark.timeout(3600)  # a test may wait for many cases' compiles (minutes on a cold cache)
 NEW = 8
 LOOPS = {"full forward": False, "KV cache": True}  # loop -> is step 13 solved?
 # from tutorial/course.toml: the steps with model = true (01-12), then step 13, the KV cache, the optional
@@ -90,24 +88,13 @@ def write_steps(folder, cached: bool, broken: int | None = None):
     return folder
 
 
-CASES = [(loop, step) for loop in LOOPS for step in [None, *LAYERS]]  # step None: all solved
-
-
-@pytest.fixture(scope="module")
-def runs(checkpoint):
-    """{(loop, broken step): (exit status, stderr)}, as each test asks: every case's `generate --greedy`,
-    queued at once in the session's job pool (tests/conftest.py), run one per core at a time. Each
-    compiles its own graphs, mostly on one core."""
-    for loop, step in CASES:
-        folder = write_steps(checkpoint["root"] / f"{loop.replace(' ', '-')}-{step}", LOOPS[loop], broken=step)
-        args = ["--model", checkpoint["dir"], "--prompt", tiny.PROMPT, "--greedy", "--max-new-tokens", NEW]
-        pool.add(("one model", loop, step), Job("tutorial.generate", [*args, "--use", folder, "--ids"], folder, 900, 1))
-
-    def run(loop, step):
-        code, _, stderr = pool.result(("one model", loop, step))
-        return code, stderr
-
-    return run
+def generate(checkpoint, loop: str, step: int | None, folder) -> tuple[int, str]:
+    """(exit status, stderr) of `generate --greedy` on every step solved but `step`, zeroed, in a
+    process of its own (tests/support/run.py). It compiles its own graphs, mostly on one core."""
+    write_steps(folder / "steps", LOOPS[loop], broken=step)
+    args = ["--model", checkpoint["dir"], "--prompt", tiny.PROMPT, "--greedy", "--max-new-tokens", NEW]
+    done = command("tutorial.generate", [*args, "--use", folder / "steps", "--ids"], timeout=540)
+    return done.returncode, done.stderr
 
 
 def new_ids(stderr: str) -> str | None:
@@ -118,8 +105,8 @@ def new_ids(stderr: str) -> str | None:
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_solved_steps_write_hf_tokens(checkpoint, runs, loop):
-    code, stderr = runs(loop, None)
+def test_solved_steps_write_hf_tokens(checkpoint, loop, tmp_path):
+    code, stderr = generate(checkpoint, loop, None, tmp_path)
     assert code == 0, stderr[-2000:]
     assert new_ids(stderr) == str(checkpoint["hf"]), f"{loop}: {new_ids(stderr)} != HF's {checkpoint['hf']}"
     assert ("step 12's loop" in stderr) != LOOPS[loop], stderr[-2000:]  # the loop we meant
@@ -127,8 +114,8 @@ def test_solved_steps_write_hf_tokens(checkpoint, runs, loop):
 
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("step", LAYERS)
-def test_a_zeroed_step_changes_the_text(checkpoint, runs, step, loop):
-    code, stderr = runs(loop, step)
+def test_a_zeroed_step_changes_the_text(checkpoint, step, loop, tmp_path):
+    code, stderr = generate(checkpoint, loop, step, tmp_path)
     if code == 0:
         assert new_ids(stderr) != str(checkpoint["hf"]), (
             f"step {step:02d} returned zeros and the {loop} loop still wrote HF's tokens"

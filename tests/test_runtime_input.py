@@ -41,9 +41,9 @@ def test_good_ids_pass_as_int64():
 
 def test_an_index_error_inside_max_is_explained(tmp_path):
     """Were an id to get past the gate, MAX's own failure is translated, not shown raw."""
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from solutions.solution_05 import GPT2Embeddings
     from tutorial.checks import CheckFailure, run
 
@@ -70,9 +70,9 @@ BAD_CHECKPOINTS = {
 def test_bad_checkpoint_names_the_key(case, tmp_path):
     from safetensors.numpy import save_file
 
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from solutions.solution_11 import MaxGPT2LMHeadModel, WeightError, load_gpt2
 
     config = GPT2Config(vocab_size=20, n_positions=16, n_embd=8, n_layer=1, n_head=2)
@@ -94,9 +94,9 @@ def test_bad_checkpoint_names_the_key(case, tmp_path):
 
 
 def test_a_file_that_is_not_a_checkpoint(tmp_path):
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from solutions.solution_11 import MaxGPT2LMHeadModel, WeightError, load_gpt2
 
     (tmp_path / "model.safetensors").write_text("this is not a checkpoint")

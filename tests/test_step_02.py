@@ -8,7 +8,8 @@ import numpy as np
 
 from tutorial import checks
 from tutorial.checks import CheckFailure, Mutation, device, numpy
-from tutorial.expect import expect_shape, known_mistake, returned, where
+from tutorial.expect import expect_shape, known_mistake, returned
+from tutorial.explain import todo_place
 
 KEYS = "[sequence_length, sequence_length + num_tokens]: a key for every cached token and every new one"
 
@@ -35,20 +36,21 @@ def compare(got, sequence_length, n):
             "a mask holds only 0 (may attend) and -inf (hidden), so softmax gives hidden keys weight exactly 0 "
             "(the dtype's lowest value, as HF's finfo(dtype).min, hides them too)"
         )
-        raise CheckFailure(f"{case}{odd[0].tolist()} is {got[tuple(odd[0])]:g}: {said}{where(1)}")
+        raise CheckFailure(f"{case}{odd[0].tolist()} is {got[tuple(odd[0])]:g}: {said} ({todo_place(1)})")
     got = np.where(hidden, -np.inf, got)  # -inf or finfo.min: the same mask
+    start = f"Start from -inf ({todo_place(1)}), then zero"
     whole = {  # a whole mask's mistake, and what to do instead
-        f"all zeros: every query sees every future token. Start from -inf{where(1)}, then zero": np.zeros_like(want),
+        f"all zeros: every query sees every future token. {start}": np.zeros_like(want),
         "all -inf: no query sees anything. Zero": np.full_like(want, -np.inf),
         "inverted: 0 on the future keys and -inf on the visible ones. Zero": np.where(want == 0, -np.inf, 0),
     }
     if not np.array_equal(got, want) and (said := known_mistake(got, whole)):
-        raise CheckFailure(f"{case} is {said} only keys 0 .. num_tokens + i of row i{where(2)}")
+        raise CheckFailure(f"{case} is {said} only keys 0 .. num_tokens + i of row i ({todo_place(2)})")
     if (wrong := np.argwhere(got != want)).size:
         i, j = wrong[0]
         said = f"lets query {i} see key {j} (a future token)" if got[i, j] == 0 else f"hides key {j} from query {i}"
         sees = f"with num_tokens={n} query {i} sits at position {n + i} and sees keys 0 .. {n + i}, its past and itself"
-        raise CheckFailure(f"mask row {i} {said}: {sees}{where(2)}")
+        raise CheckFailure(f"mask row {i} {said}: {sees} ({todo_place(2)})")
 
 
 def test_shape_is_queries_by_all_keys(step):
@@ -58,7 +60,7 @@ def test_shape_is_queries_by_all_keys(step):
         shape, want = [int(d) for d in mask(step, sequence_length, num_tokens).shape], [4, 4 + num_tokens]
         if shape != want:
             case = f"causal_mask({sequence_length!r}, {num_tokens})"
-            raise CheckFailure(f"{case} has shape {shape}, expected {want} = {KEYS}{where(1)}")
+            raise CheckFailure(f"{case} has shape {shape}, expected {want} = {KEYS} ({todo_place(1)})")
 
 
 def test_follows_the_dtype_and_device_it_is_given(step):
@@ -68,7 +70,7 @@ def test_follows_the_dtype_and_device_it_is_given(step):
     for name, got, want in (("dtype", out.dtype, DType.float16), ("device", out.device, device())):
         if got != want:
             said = f"returned a mask of {name} {got}: build it with {name}={name}"
-            raise CheckFailure(f"causal_mask(..., {name}={want}) {said}{where(1)}")
+            raise CheckFailure(f"causal_mask(..., {name}={want}) {said} ({todo_place(1)})")
 
 
 def test_without_cache_matches_hf(step):

@@ -3,7 +3,8 @@
 import numpy as np
 
 from tutorial.checks import CheckFailure, Mutation, call, load, numpy, run
-from tutorial.expect import BTC, expect_close, expect_shape, where
+from tutorial.expect import BTC, expect_close, expect_shape
+from tutorial.explain import todo_place
 
 rng = np.random.default_rng(3)
 # [2, 8, 768] activations, each row with its own mean and spread, as a residual stream has
@@ -27,32 +28,34 @@ def mistakes(got, x, eps, w, b):
         seen = float(np.median(x.var(-1) / ((got - b) / w).var(-1) - x.var(-1)))
         shown = [f"{e:.1e}".replace(".0e", "e") for e in (seen, eps)]  # 1e-06, 1.2e-05: two digits when needed
         found = {
-            f"Weight and bias are swapped: scale by self.weight, then add self.bias{where(3)}": n * b + w,
-            f"The bias is not added: add self.bias last{where(3)}": n * w,
-            f"The weight is not applied: multiply by self.weight{where(3)}": n + b,
-            f"x is scaled and shifted but not normalized{where(3)}": x * w + b,
-            f"The mean is not subtracted from x{where(3)}": x / np.sqrt(var + eps) * w + b,
-            f"The variance divides by dim - 1 (unbiased): LayerNorm's divides by dim{where(2)}": (
+            f"Weight and bias are swapped: scale by self.weight, then add self.bias ({todo_place(3)})": n * b + w,
+            f"The bias is not added: add self.bias last ({todo_place(3)})": n * w,
+            f"The weight is not applied: multiply by self.weight ({todo_place(3)})": n + b,
+            f"x is scaled and shifted but not normalized ({todo_place(3)})": x * w + b,
+            f"The mean is not subtracted from x ({todo_place(3)})": x / np.sqrt(var + eps) * w + b,
+            f"The variance divides by dim - 1 (unbiased): LayerNorm's divides by dim ({todo_place(2)})": (
                 (x - m) / np.sqrt(x.var(-1, ddof=1, keepdims=True) + eps) * w + b
             ),
-            f"The variance is the mean of x², not of (x - mean)²{where(2)}": (
+            f"The variance is the mean of x², not of (x - mean)² ({todo_place(2)})": (
                 (x - m) / np.sqrt((x**2).mean(-1, keepdims=True) + eps) * w + b
             ),
-            f"The standard deviation, not the variance, is under the square root{where(3)}": (
+            f"The standard deviation, not the variance, is under the square root ({todo_place(3)})": (
                 (x - m) / np.sqrt(np.sqrt(var) + eps) * w + b
             ),
-            f"eps is added outside the square root: it goes inside, sqrt(var + eps){where(3)}": (
+            f"eps is added outside the square root: it goes inside, sqrt(var + eps) ({todo_place(3)})": (
                 (x - m) / (np.sqrt(var) + eps) * w + b
             ),
         }
         for axis in range(x.ndim - 1):  # a batch or position axis instead of the features
-            said = f"over axis {axis} ({'batch' if axis == 0 else 'position'}), not the last axis{where(2)}"
+            said = f"over axis {axis} ({'batch' if axis == 0 else 'position'}), not the last axis ({todo_place(2)})"
             m_a = x.mean(axis, keepdims=True)
             found[f"The mean and variance are taken {said}"] = (x - m_a) / np.sqrt(x.var(axis, keepdims=True) + eps)
             found[f"The mean is taken {said}"] = (x - m_a) / np.sqrt(((x - m_a) ** 2).mean(-1, keepdims=True) + eps)
             for key in list(found)[-2:]:
                 found[key] = found[key] * w + b
-        found[f"Normalized as if eps={shown[0]}, not {shown[1]}: use self.eps{where(3)}"] = normalized(x, seen) * w + b
+        found[f"Normalized as if eps={shown[0]}, not {shown[1]}: use self.eps ({todo_place(3)})"] = (
+            normalized(x, seen) * w + b
+        )
         return found
 
 
@@ -66,7 +69,7 @@ def torch_layer_norm(hf, x):
 def layer_norm(step, config, ref, x, eps):
     """The learner's LayerNorm(n_embd, eps=eps) with HF's ln_1 weight and bias, on x."""
     module = call(lambda: step.LayerNorm(config.n_embd, eps=eps), what=f"LayerNorm(n_embd, eps={eps:g})")
-    load(module, ref.state("transformer.h.0.ln_1."), what=f"loading HF's ln_1 weight and bias{where(1)}")
+    load(module, ref.state("transformer.h.0.ln_1."), what=f"loading HF's ln_1 weight and bias ({todo_place(1)})")
     return run(module, x, what="LayerNorm(x)")
 
 
@@ -78,7 +81,7 @@ def expect_ln_1(step, config, ref, x, what, hint, scale=1):
     expect_shape(got, x.shape, what, todo=3, hint=hint)
     w, b = (ref.weight(f"transformer.h.0.ln_1.{name}") for name in ("weight", "bias"))
     found = mistakes(got, x, eps, w, b)  # each names its own TODO: the mistake may sit in TODO 2 or 3
-    expect_close(got, want, what, axes=BTC, hint=hint + where(3), mistakes=found)
+    expect_close(got, want, what, axes=BTC, hint=hint + f" ({todo_place(3)})", mistakes=found)
 
 
 def test_weight_starts_at_ones_and_bias_at_zeros(step):
@@ -87,12 +90,14 @@ def test_weight_starts_at_ones_and_bias_at_zeros(step):
     module = call(step.LayerNorm, 16, what="LayerNorm(16)")
     for name, fill, word in (("weight", 1.0, "ones"), ("bias", 0.0, "zeros")):
         if not isinstance(value := getattr(module, name, None), Tensor):
-            raise CheckFailure(f"LayerNorm(16).{name} is {value!r:.40}, expected a Tensor of 16 {word}{where(1)}")
+            raise CheckFailure(
+                f"LayerNorm(16).{name} is {value!r:.40}, expected a Tensor of 16 {word} ({todo_place(1)})"
+            )
         got = numpy(value, f"LayerNorm(16).{name}")
         expect_shape(got, (16,), f"LayerNorm(16).{name}", todo=1, hint="One value per feature: [dim] = [16]")
         if not np.all(got == fill):
             said = f"expected {word}: an untrained LayerNorm must change nothing"
-            raise CheckFailure(f"LayerNorm(16).{name} starts as {got[:3].tolist()}..., {said}{where(1)}")
+            raise CheckFailure(f"LayerNorm(16).{name} starts as {got[:3].tolist()}..., {said} ({todo_place(1)})")
 
 
 def test_output_has_the_input_shape(step, config, ref):
@@ -112,7 +117,7 @@ def test_variance_divides_by_the_number_of_features(step, ref):
     got, want = run(module, SMALL, what="LayerNorm(4)(x)"), ref.compute(torch_layer_norm, SMALL)
     hint = "var is the mean of (x - mean)² over the last axis"
     found, what = mistakes(got, SMALL, 1e-5, 1.0, 0.0), "LayerNorm(4) on [2, 3, 4] activations"
-    expect_close(got, want, what, axes=BTC, hint=hint + where(2), mistakes=found)
+    expect_close(got, want, what, axes=BTC, hint=hint + f" ({todo_place(2)})", mistakes=found)
 
 
 def test_low_variance_rows_match_hf(step, config, ref):

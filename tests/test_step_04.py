@@ -5,8 +5,9 @@ import math
 import numpy as np
 
 from tutorial.checks import CheckFailure, Mutation, call, load, run
-from tutorial.expect import BTC, agrees, expect_close, expect_linear, expect_shape, where
+from tutorial.expect import BTC, agrees, expect_close, expect_linear, expect_shape
 from tutorial.weights import hf_to_max
+from tutorial.explain import todo_place
 
 rng = np.random.default_rng(4)
 X = rng.standard_normal((2, 8, 768)).astype(np.float32)  # [2, 8, n_embd] activations
@@ -25,7 +26,7 @@ def mlp(step, config, intermediate_size, state=None):
     """The learner's GPT2MLP(intermediate_size, config), with `state` loaded into it."""
     module = call(step.GPT2MLP, intermediate_size, config, what=f"GPT2MLP({intermediate_size}, config)")
     if state:
-        load(module, state, what=f"loading weights into GPT2MLP{where(1)}")
+        load(module, state, what=f"loading weights into GPT2MLP ({todo_place(1)})")
     return module
 
 
@@ -38,7 +39,7 @@ def hf_mlp(step, config, ref):
         if "Matrix multiplication input lhs" not in str(failure):
             raise
         said = "c_fc takes x (n_embd wide) first, c_proj takes the activated h (intermediate_size wide) last"
-        raise CheckFailure(f"{failure}. {said}{where(2)}") from None
+        raise CheckFailure(f"{failure}. {said} ({todo_place(2)})") from None
 
 
 def test_layers_are_linear_with_hf_shapes(step, config):
@@ -48,7 +49,7 @@ def test_layers_are_linear_with_hf_shapes(step, config):
     module = mlp(step, config, inner)
     if isinstance(c_fc := getattr(module, "c_fc", None), Linear) and [int(d) for d in c_fc.weight.shape] == [n, inner]:
         said = "c_fc must widen n_embd -> intermediate_size, c_proj narrow back; Linear(in_dim, out_dim)"
-        raise CheckFailure(f"c_fc and c_proj are swapped: {said}{where(1)}")
+        raise CheckFailure(f"c_fc and c_proj are swapped: {said} ({todo_place(1)})")
     said = "a Linear stores [out_dim, in_dim]; intermediate_size is the argument, not always 4 * n_embd"
     expect_linear(module, "c_fc", in_=n, out=inner, bias=True, todo=1, hint=said)
     expect_linear(module, "c_proj", in_=inner, out=n, bias=True, todo=1, hint=said)

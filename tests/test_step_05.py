@@ -3,7 +3,8 @@
 import numpy as np
 
 from tutorial.checks import CheckFailure, call, load, run
-from tutorial.expect import BTC, expect_close, expect_embedding, expect_shape, where
+from tutorial.expect import BTC, expect_close, expect_embedding, expect_shape
+from tutorial.explain import todo_place
 
 IDS = np.array([[15496, 11, 995, 1000], [1000, 50256, 0, 3]], dtype=np.int64)  # [2, 4]: edges and repeats
 
@@ -11,7 +12,7 @@ IDS = np.array([[15496, 11, 995, 1000], [1000, 50256, 0, 3]], dtype=np.int64)  #
 def embeddings(step, config, ref):
     """The learner's module with HF's token table loaded into it."""
     module = call(step.GPT2Embeddings, config, what="GPT2Embeddings(config)")
-    load(module, {"wte.weight": ref.weight("transformer.wte.weight")}, what=f"loading HF's wte{where(2)}")
+    load(module, {"wte.weight": ref.weight("transformer.wte.weight")}, what=f"loading HF's wte ({todo_place(2)})")
     return run(module, IDS, what="GPT2Embeddings(ids)")
 
 
@@ -35,4 +36,4 @@ def test_lookup_matches_hf(step, config, ref):
 def test_token_1000_is_row_1000(step, config, ref):
     out = embeddings(step, config, ref)
     if out.shape[:2] != IDS.shape or not np.array_equal(out[1, 0], ref.weight("transformer.wte.weight")[1000]):
-        raise CheckFailure(f"token 1000 did not come back as row 1000 of the table{where(3)}")
+        raise CheckFailure(f"token 1000 did not come back as row 1000 of the table ({todo_place(3)})")

@@ -4,7 +4,8 @@ token + position embeddings equal HF's embedding output."""
 import numpy as np
 
 from tutorial.checks import Mutation, call, load, run
-from tutorial.expect import BTC, agrees, expect_close, expect_embedding, expect_shape, where
+from tutorial.expect import BTC, agrees, expect_close, expect_embedding, expect_shape
+from tutorial.explain import todo_place
 
 POSITIONS = np.arange(8, dtype=np.int64)  # a fresh 8-token sequence
 LAST = np.arange(1016, 1024, dtype=np.int64)  # the last 8 of 1024 positions: the table's far end
@@ -17,7 +18,7 @@ def embeddings(step, config, ref, *, tokens: bool = True):
     module = call(step.GPT2PositionEmbeddings, config, what="GPT2PositionEmbeddings(config)")
     wte = ref.weight("transformer.wte.weight")
     state = {"wte.weight": wte if tokens else np.zeros_like(wte), "wpe.weight": ref.weight("transformer.wpe.weight")}
-    load(module, state, what=f"loading HF's wte and wpe{where(1)}")
+    load(module, state, what=f"loading HF's wte and wpe ({todo_place(1)})")
     return module
 
 

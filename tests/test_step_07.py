@@ -6,11 +6,12 @@ from contextlib import suppress
 import numpy as np
 import pytest
 
-from tutorial.checks import CheckFailure, Mutation, call, load, tensor, todo
+from tutorial.checks import CheckFailure, Mutation, call, load, tensor
 from tutorial.expect import BTC, agrees, expect_close, expect_equal, expect_linear
 from tutorial.maxprivate import softmax_not_last_axis
 from tutorial.probes import result, together
 from tutorial.weights import hf_to_max
+from tutorial.explain import todo_place
 
 rng = np.random.default_rng(7)
 X = rng.standard_normal((2, 8, 768)).astype(np.float32)  # [B, T, n_embd]: one shape, so one compiled graph
@@ -47,7 +48,7 @@ def methods(step, config, ref, hf):
 @pytest.fixture(scope="module")
 def layer(step, config, ref):
     module = call(step.GPT2MultiHeadAttention, config, what=NEW)
-    load(module, hf_to_max(ref.state("transformer.h.0.attn.")), what=f"loading HF's attn weights ({todo(1)})")
+    load(module, hf_to_max(ref.state("transformer.h.0.attn.")), what=f"loading HF's attn weights ({todo_place(1)})")
     runs = together({k: ("attn(x)", lambda x=x: call(module, tensor(x), what="attn(x)")) for k, x in INPUTS.items()})
     axis = "Softmax runs over the keys, the last axis of the scores: F.softmax(scores, axis=-1)"
     for k, v in runs.items():
@@ -85,11 +86,12 @@ def known_outputs(ref, q, k, v):
         y = ((e / e.sum(axis, keepdims=True)) @ v.astype(np.float64)).transpose(0, 2, 1, 3).reshape(X.shape)
         return y @ w + b if project else y  # HF's Conv1D weight is [in, out]
 
+    order = f"c_attn's output is q, then k, then v ({todo_place(6)})"
     return {
         "softmax ran over the queries (axis=-2): each query's weights must sum to 1 over the keys, "
-        f"F.softmax(scores, axis=-1) ({todo(5)})": attend(q, k, v, axis=-2),
-        f"q and k are swapped: c_attn's output is q, then k, then v ({todo(6)})": attend(k, q, v),
-        f"q, k and v are taken in the wrong order: c_attn's output is q, then k, then v ({todo(6)})": attend(q, v, k),
+        f"F.softmax(scores, axis=-1) ({todo_place(5)})": attend(q, k, v, axis=-2),
+        f"q and k are swapped: {order}": attend(k, q, v),
+        f"q, k and v are taken in the wrong order: {order}": attend(q, v, k),
         "c_proj is not applied: the merged heads go through self.c_proj": attend(q, k, v, project=False),
     }
 
@@ -101,7 +103,7 @@ def test_c_attn_and_c_proj_are_linear_layers_of_hf_shapes(step, config):
 
 
 def test_split_heads_matches_hf(methods, hf):
-    got, want = result(methods, "split_heads", todo(2)), hf["heads"][0]
+    got, want = result(methods, "split_heads", todo=2), hf["heads"][0]
     then = "reshape to [B, T, n_head, head_dim] first, then swap axes 1 and 2: transpose(1, 2)"
     hint = f"head h must hold features h*head_dim ... (h+1)*head_dim - 1 of every position: {then}"
     straight = hf["q"].reshape(want.shape)  # [B, T, n_embd] cut straight into [B, n_head, T, head_dim]
@@ -110,7 +112,7 @@ def test_split_heads_matches_hf(methods, hf):
 
 
 def test_merge_heads_undoes_split_heads(methods, hf):
-    got, unmoved = result(methods, "merge_heads", todo(3)), hf["heads"][2].reshape(X.shape)
+    got, unmoved = result(methods, "merge_heads", todo=3), hf["heads"][2].reshape(X.shape)
     back = "transpose back to [B, T, n_head, head_dim] first, then reshape to [B, T, n_embd]"
     moved = {f"it reshapes [B, n_head, T, head_dim] without moving the head axis: {back}": unmoved}
     expect_close(got, hf["v"], "merge_heads(x)", axes=BTC, todo=3, hint=back, mistakes=moved)
@@ -118,14 +120,14 @@ def test_merge_heads_undoes_split_heads(methods, hf):
 
 def test_scores_match_hf_before_softmax(methods, hf):
     (_, want), *wrong = known_scores(*hf["heads"][:2]).items()
-    got, says = result(methods, "scores", todo(4)), "Expected q @ k^T / sqrt(head_dim) + causal_mask"
+    got, says = result(methods, "scores", todo=4), "Expected q @ k^T / sqrt(head_dim) + causal_mask"
     hint = f"{says}. Did you scale by sqrt(head_dim)?"
     expect_close(got, want, "scores(q, k)", axes=SCORES, todo=4, hint=hint, mistakes=dict(wrong))
 
 
 def test_attention_matches_hf(layer, methods, hf, ref):
     """The whole layer; if it differs, the first piece that does is named."""
-    got = result(layer, "out", todo(7))
+    got = result(layer, "out", todo=7)
     pieces = (test_split_heads_matches_hf, test_scores_match_hf_before_softmax, test_merge_heads_undoes_split_heads)
     if not agrees(got, hf["out"]):
         for piece, check in zip(methods, pieces):  # in the order __call__ runs them
@@ -134,8 +136,8 @@ def test_attention_matches_hf(layer, methods, hf, ref):
             except CheckFailure as error:
                 raise CheckFailure(f"attn(x) differs from HF, first in {piece}: {error}") from None
     says = "split_heads, scores and merge_heads match HF, so look at attend (softmax over the keys, axis=-1, then "
-    says += f"weights @ v, {todo(5)}), at heads (c_attn, cut into q, k, v, each split, {todo(6)}) and at how "
-    says += f"__call__ joins them: heads, attend, merge, c_proj ({todo(7)})"
+    says += f"weights @ v, {todo_place(5)}), at heads (c_attn, cut into q, k, v, each split, {todo_place(6)}) "
+    says += f"and at how __call__ joins them: heads, attend, merge, c_proj ({todo_place(7)})"
     if np.isnan(got).any():
         says = "it has NaN: does every score go through F.softmax before the matmul with v?"
     expect_close(got, hf["out"], "attn(x)", axes=BTC, todo=7, hint=says, mistakes=known_outputs(ref, *hf["heads"]))
@@ -143,7 +145,7 @@ def test_attention_matches_hf(layer, methods, hf, ref):
 
 def test_a_position_never_sees_later_ones(layer):
     """Change only the last position's input: every earlier output must stay as it was."""
-    got, later = result(layer, "out", todo(7))[:, :-1], result(layer, "later", todo(7))[:, :-1]
+    got, later = result(layer, "out", todo=7)[:, :-1], result(layer, "later", todo=7)[:, :-1]
     what, says = "changing only the last position's input changed earlier outputs", "A query must not see later keys"
     expect_equal(later, got, what, axes=BTC, todo=4, hint=f"{says}: add the causal mask to the scores")
 

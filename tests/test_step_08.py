@@ -6,7 +6,7 @@ import pytest
 from solutions.solution_03 import LayerNorm
 from solutions.solution_04 import GPT2MLP
 from solutions.solution_07 import GPT2MultiHeadAttention
-from tutorial.checks import Mutation, call, load, tensor, todo
+from tutorial.checks import Mutation, call, load, tensor
 from tutorial.expect import BTC, expect_close, expect_equal, expect_wired
 from tutorial.probes import Spy, result, together
 from tutorial.weights import hf_to_max
@@ -47,7 +47,7 @@ def halves(step, config, ref):
 def test_attention_half_matches_hf_block_0(halves, hf, half="attention half"):
     """The half's output; if it differs, the first of its norm and sublayer that was given other numbers."""
     (runs, spies), (norm, sub) = halves, HALVES[half]
-    got, formula = result(runs, half, todo(1)), f"x + {sub}({norm}(x))"
+    got, formula = result(runs, half, todo=1), f"x + {sub}({norm}(x))"
     post = X + seen[1] if (seen := spies[sub].seen()) else None  # what the norm reads in post-norm
     after = f"{norm} was applied to x + {sub}(x), after the residual add (post-norm). GPT-2 is pre-norm: {formula}"
     path = [(norm, X, {after: post}, f"{sub} must read {norm}(x), and {norm} reads x itself")]
@@ -64,7 +64,7 @@ def test_mlp_half_matches_hf_block_0(halves, hf):
 
 def test_a_sublayer_that_adds_nothing_leaves_x_unchanged(halves, hf):
     """The residual path: whatever a sublayer does, x itself gets through."""
-    got, what = result(halves[0], "silent", todo(1)), "with a sublayer that returns zeros, the result differs from x"
+    got, what = result(halves[0], "silent", todo=1), "with a sublayer that returns zeros, the result differs from x"
     mistakes = {
         "the result is all zeros: x itself must be added back": 0 * X,
         "the result is ln_1(x): the stream carries x itself, the norm only feeds the sublayer (pre-norm)": hf["ln_1"],

@@ -8,10 +8,11 @@ import pytest
 from solutions.solution_03 import LayerNorm
 from solutions.solution_04 import GPT2MLP
 from solutions.solution_07 import GPT2MultiHeadAttention
-from tutorial.checks import CheckFailure, Mutation, call, load, tensor, todo
-from tutorial.expect import BTC, agrees, expect_close, expect_linear, expect_wired, what_it_is, where
+from tutorial.checks import CheckFailure, Mutation, call, load, tensor
+from tutorial.expect import BTC, agrees, expect_close, expect_linear, expect_wired, what_it_is
 from tutorial.probes import result, spy_on, together
 from tutorial.weights import hf_to_max
+from tutorial.explain import todo_place
 
 rng = np.random.default_rng(9)
 X = rng.standard_normal((2, 8, 768)).astype(np.float32)  # [B, T, n_embd] residual stream
@@ -24,7 +25,9 @@ def sub_layers(step, config):
     module = call(step.GPT2Block, config, what="GPT2Block(config)")
     for name, cls in PARTS.items():
         if not isinstance(part := getattr(module, name, None), cls):
-            raise CheckFailure(f"self.{name} is {what_it_is(part)}, expected {cls.__module__}.{cls.__name__}{where(1)}")
+            raise CheckFailure(
+                f"self.{name} is {what_it_is(part)}, expected {cls.__module__}.{cls.__name__} ({todo_place(1)})"
+            )
     return module
 
 
@@ -42,13 +45,14 @@ def hf(ref):
 def run(step, config, ref):
     """The learner's block on X, with HF's block-0 weights and a spy on each sub-layer: one graph."""
     module = call(step.GPT2Block, config, what="GPT2Block(config)")
-    load(module, hf_to_max(ref.state(BLOCK_0)), what=f"loading HF's block-0 weights ({todo(1)})")
+    load(module, hf_to_max(ref.state(BLOCK_0)), what=f"loading HF's block-0 weights ({todo_place(1)})")
     spies = spy_on(module, list(PARTS), prefix="self.")
     return together({"block": ("block(x)", lambda: call(module, tensor(X), what="block(x)"))}), spies
 
 
 def test_sub_layers_are_two_layernorms_attention_and_mlp(step, config, ref):
-    load(sub_layers(step, config), hf_to_max(ref.state(BLOCK_0)), what=f"loading HF's block-0 weights ({todo(1)})")
+    weights = hf_to_max(ref.state(BLOCK_0))
+    load(sub_layers(step, config), weights, what=f"loading HF's block-0 weights ({todo_place(1)})")
 
 
 def test_mlp_width_comes_from_the_config(step, config):
@@ -61,7 +65,7 @@ def test_mlp_width_comes_from_the_config(step, config):
 def test_block_matches_hf_block_0(run, hf):
     """The whole block; if it differs, the first sub-layer that was given other numbers than HF's is named."""
     (runs, spies), h, pre = run, hf, "x + attn(ln_1(x))"
-    got, stream = result(runs, "block", todo(2)), f"the stream after attention is {pre}"
+    got, stream = result(runs, "block", todo=2), f"the stream after attention is {pre}"
     if not agrees(got, h["out"]):
         post = X + seen[1] if (seen := spies["attn"].seen()) else None  # what ln_1 reads in post-norm
         ln_1 = {f"ln_1 was applied to x + attn(x), after the residual add (post-norm). GPT-2 is pre-norm: {pre}": post}

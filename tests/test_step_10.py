@@ -6,9 +6,10 @@ from max.nn.module_v3 import Sequential
 
 from solutions.solution_03 import LayerNorm
 from solutions.solution_09 import GPT2Block
-from tutorial.checks import CheckFailure, Mutation, call, load, tensor, todo
-from tutorial.expect import BTC, agrees, expect_close, expect_embedding, expect_wired, what_it_is, where
+from tutorial.checks import CheckFailure, Mutation, call, load, tensor
+from tutorial.expect import BTC, agrees, expect_close, expect_embedding, expect_wired, what_it_is
 from tutorial.probes import Spy, result, spy_on, together
+from tutorial.explain import todo_place
 
 # [2, 8] token ids: "Hello, world" and friends, the first id, <|endoftext|>; one shape, one graph
 IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 318, 257], [464, 2068, 7586, 21831, 18045, 625, 262, 16931]])
@@ -30,7 +31,7 @@ def body(step, config):
 def run(step, config, ref):  # GPT2Model(IDS), HF's weights, a spy on every block and on ln_f: (its result, the spies)
     body = call(step.GPT2Model, config, what="GPT2Model(config)")
     state = {k.removeprefix("transformer."): v for k, v in ref.max_state.items() if k.startswith("transformer.")}
-    load(body, state, what=f"loading HF's transformer.* weights under GPT2Model's names ({todo(1)})")
+    load(body, state, what=f"loading HF's transformer.* weights under GPT2Model's names ({todo_place(1)})")
     spies = spy_on(body, ["ln_f"]) if callable(getattr(body, "ln_f", None)) else {}
     for i, block in enumerate(body.h if isinstance(getattr(body, "h", None), list) else []):
         body.h[i] = spies[f"h.{i}"] = Spy(block, f"h.{i}")
@@ -43,23 +44,23 @@ def test_wte_and_wpe_are_embeddings_of_n_embd(body, config):
 
 
 def test_h_is_a_sequential_of_n_layer_new_blocks(body, config):
-    h, want = getattr(body, "h", None), f"n_layer = {config.n_layer} GPT2Blocks{where(1)}"
+    h, want = getattr(body, "h", None), f"n_layer = {config.n_layer} GPT2Blocks ({todo_place(1)})"
     if not isinstance(h, Sequential):
         raise CheckFailure(f"self.h is {what_it_is(h)}, expected a Sequential of {want}")
     if len(h) != config.n_layer or not all(isinstance(b, GPT2Block) for b in h):
         raise CheckFailure(f"self.h holds {len(h)} {'/'.join(sorted({type(b).__name__ for b in h}))}, expected {want}")
     if len({id(b) for b in h}) != len(h):
-        raise CheckFailure(f"self.h holds the same block more than once: a new GPT2Block per layer{where(1)}")
+        raise CheckFailure(f"self.h holds the same block more than once: a new GPT2Block per layer ({todo_place(1)})")
 
 
 def test_ln_f_is_a_layer_norm(body):
     if not isinstance(ln_f := getattr(body, "ln_f", None), LayerNorm):
-        raise CheckFailure(f"self.ln_f is {what_it_is(ln_f)}, expected a LayerNorm (step 03){where(1)}")
+        raise CheckFailure(f"self.ln_f is {what_it_is(ln_f)}, expected a LayerNorm (step 03) ({todo_place(1)})")
 
 
 def test_output_matches_hf_last_hidden_state(run, ref, config):
     (runs, spies), stream = run, ref.compute(hf_stream, IDS)
-    got = result(runs, "model", todo(2))
+    got = result(runs, "model", todo=2)
     if not agrees(got, stream[-1]):
         wte, wpe = ref.weight("transformer.wte.weight")[IDS], ref.weight("transformer.wpe.weight")[: IDS.shape[1]]
         sums = {"positions are not added: add wpe(0..T-1)": wte, "tokens are not added: add wte(ids)": wpe + 0 * wte}

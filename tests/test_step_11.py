@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from tutorial import weights
-from tutorial.checks import CheckFailure, Mutation, call, load, numpy, run, run_compiled, todo
-from tutorial.expect import BTC, agrees, difference, expect_close, expect_linear, expect_shape, where
+from tutorial.checks import CheckFailure, Mutation, call, load, numpy, run, run_compiled
+from tutorial.expect import BTC, agrees, difference, expect_close, expect_linear, expect_shape
+from tutorial.explain import todo_place
 
 IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 262, 13], [464, 2068, 7586, 21831, 18045, 625, 262, 16931]])
 LOGITS = ("batch", "position", "token")
@@ -14,7 +15,7 @@ LOGITS = ("batch", "position", "token")
 @pytest.fixture(scope="module")
 def ran(step, config, ref):  # the model, loaded by the harness (TODOs 1-2 checked alone), and its logits for IDS
     model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
-    load(model, ref.max_state, what=f"loading HF's weights ({todo(1)})")
+    load(model, ref.max_state, what=f"loading HF's weights ({todo_place(1)})")
     return model, run_compiled(model, IDS, what="MaxGPT2LMHeadModel(ids)")
 
 
@@ -54,23 +55,23 @@ def expect_converted(got, source: dict, what: str) -> None:
     """The learner's hf_to_max(source) equals the harness's conversion (tutorial/weights.py), key by key."""
     want = weights.checkpoint_to_max(source)
     if not isinstance(got, dict):
-        raise CheckFailure(f"{what} returned {type(got).__name__}, expected a dict of arrays{where(3)}")
+        raise CheckFailure(f"{what} returned {type(got).__name__}, expected a dict of arrays ({todo_place(3)})")
     for key in sorted(got.keys() - want.keys()):
         if key.endswith(weights.MASK_BUFFERS):
             says = f"a causal-mask buffer {list(np.shape(got[key]))}, not a parameter: skip it"
-            raise CheckFailure(f"{what} kept '{key}', {says}{where(3)}")
+            raise CheckFailure(f"{what} kept '{key}', {says} ({todo_place(3)})")
         if f"transformer.{key}" in want:
             says = f"the hub's name: this model calls it 'transformer.{key}'"
-            raise CheckFailure(f"{what} gave '{key}', {says}{where(3)}")
-        raise CheckFailure(f"{what} gave '{key}', which MaxGPT2LMHeadModel has no parameter for{where(3)}")
+            raise CheckFailure(f"{what} gave '{key}', {says} ({todo_place(3)})")
+        raise CheckFailure(f"{what} gave '{key}', which MaxGPT2LMHeadModel has no parameter for ({todo_place(3)})")
     for key in sorted(want.keys() - got.keys()):
         if key == "lm_head.weight":
             says = "HF saves no head: GPT-2 ties it to the token table, so give it transformer.wte.weight"
-            raise CheckFailure(f"{what} gave no 'lm_head.weight': {says}{where(5)}")
+            raise CheckFailure(f"{what} gave no 'lm_head.weight': {says} ({todo_place(5)})")
         if key.endswith(".attn.c_attn.bias"):
             says = "a parameter whose name also ends in 'attn.bias': skip only '.attn.bias', the mask buffer"
-            raise CheckFailure(f"{what} dropped '{key}', {says}{where(3)}")
-        raise CheckFailure(f"{what} gave no '{key}'{where(3)}")
+            raise CheckFailure(f"{what} dropped '{key}', {says} ({todo_place(3)})")
+        raise CheckFailure(f"{what} gave no '{key}' ({todo_place(3)})")
     for key, value in want.items():
         out = np.asarray(got[key])
         if out.shape == value.shape and np.array_equal(out, value):
@@ -80,11 +81,11 @@ def expect_converted(got, source: dict, what: str) -> None:
         if weights.is_conv1d(key) and np.array_equal(out, stored):
             square = " (square: only its values show it)" if shape[0] == shape[1] else ""
             says = f"{shape}, [in, out]{square}: a Linear wants [out, in]; transpose every Conv1D weight"
-            raise CheckFailure(f"{what} left '{key}' as HF stores it, {says}{where(4)}")
+            raise CheckFailure(f"{what} left '{key}' as HF stores it, {says} ({todo_place(4)})")
         if stored.ndim == 2 and np.array_equal(out, stored.T) and not weights.is_conv1d(key):
             says = f"{shape} -> {list(out.shape)}: only the four Conv1D weights are stored [in, out]"
-            raise CheckFailure(f"{what} transposed '{key}', {says}{where(4)}")
-        raise CheckFailure(f"{what} changed the values of '{key}': {difference(out, value)}{where(4)}")
+            raise CheckFailure(f"{what} transposed '{key}', {says} ({todo_place(4)})")
+        raise CheckFailure(f"{what} changed the values of '{key}': {difference(out, value)} ({todo_place(4)})")
 
 
 def test_hub_checkpoint_converts_as_the_harness_does(step, ref):
@@ -117,14 +118,16 @@ def test_hub_checkpoint_gives_hf_logits(step, config, ref):
             break
     else:
         says, task = "every weight is HF's: is __call__ the body, then the head?", 2
-    raise CheckFailure(f"logits after load_gpt2 differ from HF: {difference(got, want, LOGITS)}; {says}{where(task)}")
+    raise CheckFailure(
+        f"logits after load_gpt2 differ from HF: {difference(got, want, LOGITS)}; {says} ({todo_place(task)})"
+    )
 
 
 def test_bad_checkpoint_names_the_key_and_both_shapes(step, config):
     model = call(step.MaxGPT2LMHeadModel, config, what="MaxGPT2LMHeadModel(config)")
     good = {key: np.zeros([int(d) for d in p.shape], np.float32) for key, p in model.parameters}
     if (bias := "transformer.ln_f.bias") not in good:
-        raise CheckFailure(f"MaxGPT2LMHeadModel(config) has no {bias} parameter to leave out{where(1)}")
+        raise CheckFailure(f"MaxGPT2LMHeadModel(config) has no {bias} parameter to leave out ({todo_place(1)})")
     wpe, full = "transformer.wpe.weight", [config.n_positions, config.n_embd]
     half = np.zeros([full[0] // 2, full[1]], np.float32)
     for case, state, says in (

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tutorial.checks import CheckFailure, Mutation, device, tensor, todo
-from tutorial.expect import expect_close, expect_tokens, returned, where, yielded
+from tutorial.checks import CheckFailure, Mutation, device, tensor
+from tutorial.expect import expect_close, expect_tokens, returned, yielded
+from tutorial.explain import todo_place
 
 PROMPT, NEW, EOS = np.array([[464, 2068, 7586, 21831, 18045, 625, 262, 16931]]), 24, 50256  # 24 greedy tokens, or EOS
 LAST = lambda hf, ids: hf(ids).logits[:, -1]  # noqa: E731 (HF's last-position logits)
@@ -28,7 +29,7 @@ def generate(step, model, prompt, new, sampling, eos_id=None) -> list[int]:
 
 
 def test_compiled_model_takes_any_prompt_length(step, compiled, small):
-    again = f', after [1, 5] ids: compile for the symbolic shape ["batch", "seq"] ({todo(1)})'
+    again = f', after [1, 5] ids: compile for the symbolic shape ["batch", "seq"] ({todo_place(1)})'
     for ids, what in ((PROMPT[:, :5], "[1, 5] ids"), (np.concatenate([PROMPT, PROMPT[:, ::-1]]), "[2, 8] ids")):
         on = f"next_logits of {what}{again if len(ids) > 1 else ''}"  # the same graph for both
         got = returned(step.next_logits, compiled, ids, device(), what=on, todo=2)
@@ -54,13 +55,15 @@ def test_probabilities_match_torch_softmax_with_temperature_and_top_k(step, smal
         expect_close(np.array(got, np.float64), small.compute(hf_sampling, LOGITS), what, todo=3, hint=hint)
     big = returned(step.probabilities, LOGITS[0] + 1000, 1.0, None, what="probabilities(logits + 1000)", todo=3)
     if not np.isfinite(big).all():
-        raise CheckFailure(f"probabilities(logits + 1000) hold NaN: exp overflows; subtract the max first{where(3)}")
+        raise CheckFailure(
+            f"probabilities(logits + 1000) hold NaN: exp overflows; subtract the max first ({todo_place(3)})"
+        )
 
 
 def test_greedy_pick_is_the_highest_logit(step):
     got = [returned(step.pick, r, step.Sampling(), np.random.default_rng(0), what="pick", todo=4) for r in LOGITS]
     if got != (want := np.argmax(LOGITS, axis=1).tolist()):
-        raise CheckFailure(f"greedy pick gave {got}, the highest logits are tokens {want}{where(4)}")
+        raise CheckFailure(f"greedy pick gave {got}, the highest logits are tokens {want} ({todo_place(4)})")
 
 
 def test_sampling_is_seeded_and_follows_the_probabilities(step):
@@ -68,14 +71,20 @@ def test_sampling_is_seeded_and_follows_the_probabilities(step):
     draw = lambda rng: [returned(step.pick, LOGITS[0], sampling, rng, what=what, todo=4) for _ in range(2000)]  # noqa: E731
     draws = [draw(np.random.default_rng(7)), draw(np.random.default_rng(7))]
     if draws[0] != draws[1]:
-        raise CheckFailure(f"two Generators of the same seed drew other tokens: draw with rng, not np.random{where(4)}")
+        raise CheckFailure(
+            f"two Generators of the same seed drew other tokens: draw with rng, not np.random ({todo_place(4)})"
+        )
     top = np.argsort(LOGITS[0])[-5:]
     if outside := sorted(set(draws[0]) - set(top.tolist())):
-        raise CheckFailure(f"top_k=5 drew token {outside[0]}, which is not among the 5 highest logits{where(4)}")
+        raise CheckFailure(
+            f"top_k=5 drew token {outside[0]}, which is not among the 5 highest logits ({todo_place(4)})"
+        )
     want = (weights := np.where(np.isin(np.arange(50), top), np.exp(LOGITS[0] / 1.5), 0)) / weights.sum()
     if abs((freq := np.bincount(draws[0], minlength=50) / 2000) - want).max() > 0.05:  # 2000 draws: 4 std errors
         t, says = np.argmax(abs(freq - want)), "draw from probabilities(logits, temperature, top_k)"
-        raise CheckFailure(f"token {t} was drawn {freq[t]:.0%} of the time, p = {want[t]:.0%}: {says}{where(4)}")
+        raise CheckFailure(
+            f"token {t} was drawn {freq[t]:.0%} of the time, p = {want[t]:.0%}: {says} ({todo_place(4)})"
+        )
 
 
 def test_generation_stops_at_max_new_tokens_or_eos(step):
@@ -89,9 +98,13 @@ def test_sampled_generation_is_reproducible(step):
     sampled = [step.Sampling(greedy=False, top_k=10, seed=seed) for seed in (3, 3, 4)]
     runs = [generate(step, lambda ids: fake(ids, random=True), [1, 2, 3], 12, sampling) for sampling in sampled]
     if runs[0] != runs[1]:
-        raise CheckFailure(f"seed 3 gave {runs[0]}, then {runs[1]}: one Generator of sampling.seed per call{where(5)}")
+        raise CheckFailure(
+            f"seed 3 gave {runs[0]}, then {runs[1]}: one Generator of sampling.seed per call ({todo_place(5)})"
+        )
     if runs[0] == runs[2]:
-        raise CheckFailure(f"seed 3 and seed 4 gave the same tokens: seed the Generator with sampling.seed{where(5)}")
+        raise CheckFailure(
+            f"seed 3 and seed 4 gave the same tokens: seed the Generator with sampling.seed ({todo_place(5)})"
+        )
 
 
 def test_greedy_generation_matches_hf_generate(step, compiled, small):

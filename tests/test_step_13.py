@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from max.engine.api import InferenceSession
 
-from tutorial.checks import CheckFailure, Mutation, call, device, todo
-from tutorial.expect import expect_close, expect_tokens, where, yielded
+from tutorial.checks import CheckFailure, Mutation, call, device
+from tutorial.expect import expect_close, expect_tokens, yielded
+from tutorial.explain import todo_place
 
 PROMPT, FEED, NEW = [464, 2068, 7586, 21831], [18045, 625, 262, 16931], 16  # prefill, decode steps, greedy tokens
 
@@ -15,7 +16,7 @@ PROMPT, FEED, NEW = [464, 2068, 7586, 21831], [18045, 625, 262, 16931], 16  # pr
 @pytest.fixture(scope="module")
 def decoder(step, small):  # HF's weights in the step-11 model, with a cache, compiled by compile_cached
     model = small.model(step.MaxGPT2LMHeadModel)
-    return call(step.compile_cached, model, small.config, device(), what=f"compile_cached ({todo(4)})")
+    return call(step.compile_cached, model, small.config, device(), what=f"compile_cached ({todo_place(4)})")
 
 
 def fake(calls: list):  # a decoder that records each call's (ids, positions, cache size), favours 3 * position + 1
@@ -31,7 +32,7 @@ def run(fn, *args, what: str):
         if "Shape mismatch" not in str(failure):
             raise
         says = "the prefill passes T new tokens and a cache of length 0, a decode step 1 token and a longer cache"
-        raise CheckFailure(f"{failure} {says}: the new and cached dims must be symbolic{where(4)}") from None
+        raise CheckFailure(f"{failure} {says}: the new and cached dims must be symbolic ({todo_place(4)})") from None
 
 
 def greedy(step, decoder, prompt, new) -> list[int]:
@@ -42,16 +43,20 @@ def greedy(step, decoder, prompt, new) -> list[int]:
 def test_decode_logits_equal_a_full_forward_at_every_position(decoder, small):
     want = small.compute(lambda hf, ids: hf(ids).logits[0], np.array([PROMPT + FEED]))  # [T, vocab]: every position
     logits, cache = run(decoder.prefill, PROMPT, what="the prefill (nothing cached)")
-    hint = f"with nothing cached this is step 11's forward: each block as in step 09 ({todo(2)}), in order ({todo(3)})"
+    hint = f"with nothing cached this is step 11's forward: each block as in step 09 ({todo_place(2)}), "
+    hint += f"in order ({todo_place(3)})"
     expect_close(logits, want[3], "logits after the 4-token prefill", axes=("token",), todo=2, hint=hint)
     if len(cache) != 2 * small.config.n_layer:
-        raise CheckFailure(f"the prefill returned {len(cache)} cache tensors, expected 2 * n_layer{where(3)}")
+        raise CheckFailure(f"the prefill returned {len(cache)} cache tensors, expected 2 * n_layer ({todo_place(3)})")
     for n, token in enumerate(FEED, start=len(PROMPT)):
         logits, cache = run(decoder.decode, token, n, cache, what=f"decode at position {n}")
-        hint = f"the new keys and values go after the cached ones ({todo(1)}), and each block reads its own ({todo(3)})"
+        hint = f"the new keys and values go after the cached ones ({todo_place(1)}), "
+        hint += f"and each block reads its own ({todo_place(3)})"
         expect_close(logits, want[n], f"decoded logits of position {n}", axes=("token",), todo=3, hint=hint)
         if (held := int(cache[0].shape[2])) != n + 1:
-            raise CheckFailure(f"after position {n} the cache holds {held} positions, expected {n + 1}{where(1)}")
+            raise CheckFailure(
+                f"after position {n} the cache holds {held} positions, expected {n + 1} ({todo_place(1)})"
+            )
 
 
 def test_one_graph_for_every_cache_length(step, decoder, monkeypatch):
@@ -61,7 +66,9 @@ def test_one_graph_for_every_cache_length(step, decoder, monkeypatch):
     run(decoder.decode, PROMPT[2], 2, cache, what="decode at position 2")
     if loads:
         says = "compile once, with a symbolic cache length: a number fixes the graph to one length"
-        raise CheckFailure(f"the prefill and one decode step compiled {len(loads)} more graph(s): {says}{where(4)}")
+        raise CheckFailure(
+            f"the prefill and one decode step compiled {len(loads)} more graph(s): {says} ({todo_place(4)})"
+        )
 
 
 def test_greedy_tokens_equal_hf_generate(step, decoder, small):
@@ -78,9 +85,11 @@ def test_after_the_prefill_each_token_is_fed_alone_at_its_position(step):
         if have != expect:
             (ids, at, n), who = expect, f"decode step {i}" if i else "the prefill"
             says = f"ids {have[0]}, positions {have[1]} and {have[2]} cache tensors, not {ids}, {at} and {n}"
-            raise CheckFailure(f"{who} got {says}{where(5)}")
+            raise CheckFailure(f"{who} got {says} ({todo_place(5)})")
     if len(calls) != len(want) or got != [3 * n + 1 for n in range(3, 7)]:
-        raise CheckFailure(f"4 new tokens took {len(calls)} calls, gave {got}: expected 1 prefill, 3 decodes{where(5)}")
+        raise CheckFailure(
+            f"4 new tokens took {len(calls)} calls, gave {got}: expected 1 prefill, 3 decodes ({todo_place(5)})"
+        )
 
 
 def test_decoding_compiles_no_graph(step, decoder, monkeypatch):
@@ -88,7 +97,9 @@ def test_decoding_compiles_no_graph(step, decoder, monkeypatch):
     monkeypatch.setattr(InferenceSession, "load", lambda self, *a, **k: loads.append(1) or load(self, *a, **k))
     greedy(step, decoder, PROMPT, 8)
     if loads:
-        raise CheckFailure(f"8 new tokens compiled {len(loads)} graph(s): only run the compiled decoder{where(5)}")
+        raise CheckFailure(
+            f"8 new tokens compiled {len(loads)} graph(s): only run the compiled decoder ({todo_place(5)})"
+        )
 
 
 def test_cache_never_outgrows_n_positions(step):

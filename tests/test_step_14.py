@@ -5,7 +5,8 @@ import pytest
 
 from tutorial import checks
 from tutorial.checks import CheckFailure, Mutation, call, numpy, run_compiled
-from tutorial.expect import expect_shape, returned, where
+from tutorial.expect import expect_shape, returned
+from tutorial.explain import todo_place
 
 IDS = np.array([[15496, 11, 995, 0, 50256, 1000, 262, 13], [464, 2068, 7586, 21831, 18045, 625, 262, 16931]])
 LAYERS = ("transformer.h.0.mlp.c_fc", "lm_head")  # one with a bias, and the head: 50257 rows, padded
@@ -69,11 +70,13 @@ def test_quantize_q4_0_gives_ggml_bytes(step):
         want = q4_0(w)
         expect_shape(got, want.shape, f"quantize_q4_0({name})", todo=1, hint="[N, K / 32 * 18]: 18 bytes per block")
         if got.dtype != np.uint8:
-            raise CheckFailure(f"quantize_q4_0({name}) gave {got.dtype}, expected uint8 bytes{where(1)}")
+            raise CheckFailure(f"quantize_q4_0({name}) gave {got.dtype}, expected uint8 bytes ({todo_place(1)})")
         if not np.array_equal(got, want):
             bad = int((got != want).sum())
             says = diagnose(got, w)
-            raise CheckFailure(f"quantize_q4_0({name}): {bad} of {got.size} bytes differ from GGML's: {says}{where(1)}")
+            raise CheckFailure(
+                f"quantize_q4_0({name}): {bad} of {got.size} bytes differ from GGML's: {says} ({todo_place(1)})"
+            )
 
 
 def layer_input(name: str):
@@ -145,7 +148,7 @@ def test_quantized_linear_is_within_the_q4_0_bound_of_fp32(step, ref, name):
         raise CheckFailure(
             f"{what}: RMS |Δ| {np.sqrt(np.mean(delta**2)):.3g}, rounding gives {rms:.3g} (1.5x allowed); max |Δ| "
             f"{delta.max():.3g}, bound at {list(map(int, at))} {limit[at]:.3g} (relative error {rel:.2%}): "
-            f"{says}{where(2)}"
+            f"{says} ({todo_place(2)})"
         )
     print(f"{what}: relative error {rel:.2%} vs fp32; RMS |Δ| {np.sqrt(np.mean(delta**2)):.3g} (rounding: {rms:.3g})")
 
@@ -171,7 +174,9 @@ def test_every_linear_is_q4_0_and_decode_reads_7x_fewer_bytes(quantized, small):
     fp32 = {k.removesuffix(".weight"): ("float32", w.shape) for k, w in small.max_state.items()}
     fp32 = {k: v for k, v in fp32.items() if k.rsplit(".", 1)[-1] in ("c_attn", "c_proj", "c_fc", "lm_head")}
     if missing := sorted(fp32.keys() - got.keys()):
-        raise CheckFailure(f"after quantize_model, '{missing[0]}.weight' is gone: keep each layer's name{where(3)}")
+        raise CheckFailure(
+            f"after quantize_model, '{missing[0]}.weight' is gone: keep each layer's name ({todo_place(3)})"
+        )
     read = {k: int(np.prod(s)) * (4 if "float32" in d else 1) for k, (d, s) in got.items()}
     want = {k: -(-s[0] // 32) * 32 * s[1] // 32 * 18 for k, (_, s) in fp32.items()}  # rows padded to 32
     total, best = sum(read.values()), sum(want.values())
@@ -179,18 +184,20 @@ def test_every_linear_is_q4_0_and_decode_reads_7x_fewer_bytes(quantized, small):
         if "float32" in dtype:
             raise CheckFailure(
                 f"decode reads {total / 1e6:.2f} MB of matmul weights per token, Q4_0 reads {best / 1e6:.2f}: "
-                f"{key} is still a float32 Linear {list(shape)}{where(3)}"
+                f"{key} is still a float32 Linear {list(shape)} ({todo_place(3)})"
             )
         if shape[0] % 32:
             raise CheckFailure(
                 f"{key}'s Q4_0 weight has {shape[0]} rows: the kernel needs a multiple of 32, pad with zero rows "
-                f"to {shape[0] + -shape[0] % 32}{where(3)}"
+                f"to {shape[0] + -shape[0] % 32} ({todo_place(3)})"
             )
         if read[key] != want[key]:
-            raise CheckFailure(f"{key} holds {read[key]} bytes, Q4_0 of {list(fp32[key][1])} is {want[key]}{where(3)}")
+            raise CheckFailure(
+                f"{key} holds {read[key]} bytes, Q4_0 of {list(fp32[key][1])} is {want[key]} ({todo_place(3)})"
+            )
     for key in ("transformer.wte.weight", "transformer.wpe.weight"):
         if not np.array_equal(numpy(dict(quantized.parameters)[key], key), small.max_state[key]):
-            raise CheckFailure(f"{key} changed: the embedding tables stay float32, for the lookups{where(3)}")
+            raise CheckFailure(f"{key} changed: the embedding tables stay float32, for the lookups ({todo_place(3)})")
     print(
         f"matmul weights read per token: {sum(4 * np.prod(s) for _, s in fp32.values()) / 1e6:.2f} MB -> "
         f"{total / 1e6:.2f} MB ({config.n_layer} blocks)"
@@ -217,12 +224,12 @@ def test_logits_stay_within_q4_0s_error_of_fp32(quantized, small):
     want = small.compute(lambda hf, ids: hf(ids).logits, IDS)  # [2, 8, vocab]: fp32
     layers = matmuls(quantized)
     if not any("uint8" in d for d, _ in layers.values()):
-        raise CheckFailure(f"quantize_model left every Linear in float32: nothing was quantized{where(3)}")
+        raise CheckFailure(f"quantize_model left every Linear in float32: nothing was quantized ({todo_place(3)})")
     if short := [k for k, (d, s) in layers.items() if "uint8" in d and s[0] % 32]:
         n = layers[short[0]][1][0]  # the kernel's own error says only "N must be a multiple of 32"
         raise CheckFailure(
             f"{short[0]} has {n} rows and the Q4_0 kernel needs a multiple of 32 (N): pad lm_head with "
-            f"{-n % 32} zero rows{where(3)}"
+            f"{-n % 32} zero rows ({todo_place(3)})"
         )
     got = run_compiled(quantized, IDS, what="the quantized model(ids)")
     hint = f"drop the padding's logits: {got.shape[-1] - want.shape[-1]} extra columns" if got.ndim == 3 else ""
@@ -239,11 +246,13 @@ def test_logits_stay_within_q4_0s_error_of_fp32(quantized, small):
     agree = float((got.argmax(-1) == want.argmax(-1)).mean())
     says = f"relative error {rel:.2%} (bound {limit:.2%}), KL {kl:.2e} nats (bound {kl_limit:.2e}), greedy {agree:.0%}"
     if rel > limit or kl > kl_limit:
-        raise CheckFailure(f"the quantized model's logits are too far from fp32's: {says}{where(3)}")
+        raise CheckFailure(f"the quantized model's logits are too far from fp32's: {says} ({todo_place(3)})")
     # a random-init model's top two logits are often closer than Q4_0's error, so some greedy tokens
     # flip; wrong weights (a transposed or dropped layer) agree on about none of 50257 choices
     if agree < 0.5:
-        raise CheckFailure(f"the quantized model's greedy tokens agree with fp32 on {agree:.0%} of positions{where(3)}")
+        raise CheckFailure(
+            f"the quantized model's greedy tokens agree with fp32 on {agree:.0%} of positions ({todo_place(3)})"
+        )
     print(f"the quantized model vs fp32 over {IDS.size} positions: {says}")
 
 

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pool
 from tutorial.course import ROOT, built, chapter_path
-from tests.support.mutants import Job
+from tests.support.run import command
 
 STEPS = built()
 PRIMER = ROOT / "book" / "src" / "max_primer.md"
@@ -53,7 +52,7 @@ def snippet(which) -> str | None:
 def start_command(which) -> list[str]:
     """The words of the command the chapter says to start Python with, as `pixi run` reads them: the
     task's command from pixi.toml, or the program itself when there is no such task. Fails, in one
-    line, if the chapter does not say, or its pip command is another (tests/paste.py fails the paste
+    line, if the chapter does not say, or its pip command is another (tests/support/paste.py fails the paste
     if no such program is installed)."""
     text = chapter(which).read_text()
     found = START.search(text[text.find("## Try it") :])
@@ -71,22 +70,6 @@ def start_command(which) -> list[str]:
     return shlex.split(command)
 
 
-def early_jobs(folder):
-    """Each chapter's paste (tests/paste.py), queued when the session starts (tests/conftest.py): each
-    in a process of its own, as a learner's `python` is, beside the tests before these; ahead of the
-    mutants, which take half an hour on a cold MAX cache, so that no test here waits past its limit."""
-    for n in CHAPTERS:
-        if not chapter(n).exists() or (code := snippet(n)) is None:
-            continue  # the test says so
-        try:
-            command = start_command(n)
-        except AssertionError:
-            continue  # the test says so
-        code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
-        label = n if n == "primer" else f"{n:02d}"
-        yield ("try it", n), Job("tests.paste", command, folder / label, 600, priority=1, fresh=True, stdin=code)
-
-
 @pytest.mark.parametrize("n", CHAPTERS)
 def test_try_it_snippet_runs_against_the_solutions(n):
     assert chapter(n).exists(), f"{chapter(n).relative_to(ROOT)} is missing"
@@ -94,8 +77,10 @@ def test_try_it_snippet_runs_against_the_solutions(n):
     assert code is not None, f"{name(n)} has no ```python block directly under a '## Try it' heading"
     if n != "primer":
         assert f"steps.step_{n:02d} import" in code, f"{name(n)}'s Try it does not import the learner's step_{n:02d}"
-    start_command(n)  # the chapter names a command that exists, the same with pixi and pip
-    returncode, _, stderr = pool.result(("try it", n))
+    start = start_command(n)  # the chapter names a command that exists, the same with pixi and pip
+    code = re.sub(r"\bsteps\.step_(\d\d)\b", r"solutions.solution_\1", code)
+    pasted = command("tests.support.paste", start, timeout=540, stdin=code)  # a learner's own python
+    returncode, stderr = pasted.returncode, pasted.stderr
     # the first error the console showed: a later one may only follow from it
     errors = re.findall(r"^\w*(?:Error|Exception)\b.*$", stderr, re.M) or stderr.strip().splitlines()[-1:]
     first = errors[0] if errors else f"exit {returncode}"

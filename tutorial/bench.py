@@ -95,9 +95,9 @@ def peak_rss() -> int:
 # -- the rows, each run by a child process -------------------------------------------------
 def run_max(args, cache: bool, quantize: str | None = None) -> RowResult:
     os.environ[MAX_THREADS] = str(args.threads)  # before MAX's runtime starts
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from importlib.metadata import version
 
     from tutorial.generate import build, device_for, read_config

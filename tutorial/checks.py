@@ -8,14 +8,12 @@ failure is a `CheckFailure` whose message is the whole report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from tutorial import weights
+from tutorial import explain, weights
 from tutorial.explain import CheckFailure, StepError, describe
 from tutorial.maxprivate import realize
 
@@ -40,26 +38,13 @@ TOLERANCES = {
 
 @dataclass
 class CheckSession:
-    """What the checks of one pytest run share: the device (--device), and the learner's file while
-    a step's checks run. The pytest plugin makes one per run (`pytest_configure`); its `step` fixture
-    sets `learner` for its test file and clears it after (`checking`), so no check sees the file of
-    a test file that ran before it."""
+    """What the checks of one pytest run share: the device (--device). The pytest plugin makes one per
+    run (`pytest_configure`). The learner's file under check is failure text's: explain.checking."""
 
     device: str = "cpu"
-    learner: Path | None = None
 
 
-SESSION = CheckSession()  # outside pytest (a Try it, the tools): the CPU, no file under check
-
-
-@contextmanager
-def checking(path: Path) -> Iterator[None]:
-    """`path` is the file under check for the duration: one test file's step."""
-    before, SESSION.learner = SESSION.learner, path
-    try:
-        yield
-    finally:
-        SESSION.learner = before
+SESSION = CheckSession()  # outside pytest (a Try it, the tools): the CPU
 
 
 def tolerance() -> Tolerance:
@@ -106,9 +91,7 @@ def call(fn, *args, what: str):
     except (CheckFailure, StepError):
         raise
     except Exception as error:
-        from tutorial.explain import explain
-
-        raise CheckFailure(f"{what}: {explain(error, SESSION.learner)}") from error
+        raise CheckFailure(f"{what}: {explain.explain(error, explain.UNDER_CHECK)}") from error
 
 
 def run(fn, *inputs: np.ndarray, what: str) -> np.ndarray:
@@ -130,15 +113,6 @@ def run_compiled(module, *inputs: np.ndarray, what: str) -> np.ndarray:
         run(module, *inputs, what=what)
         raise CheckFailure(f"{what}: {describe(error)}") from error
     return numpy(call(compiled, *(tensor(a) for a in inputs), what=what), what)
-
-
-def todo(n: int) -> str:
-    """Where TODO n is in the file under check, for a failure message."""
-    from tutorial.explain import shown, todo_line
-
-    file = SESSION.learner
-    line = todo_line(file, n) if file else None
-    return f"TODO {n}" + (f", {shown(file)}:{line}" if line else "")
 
 
 def load(module, state: dict[str, np.ndarray], what: str) -> None:

@@ -17,14 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from tutorial.checks import CheckFailure, tolerance
-from tutorial.checks import todo as todo_at
+from tutorial.explain import pointing_at
 
 BTC = ("batch", "position", "feature")  # the axes of a [B, T, n_embd] activation
-
-
-def where(todo: int | None) -> str:
-    """' (TODO 2, steps/step_04.py:31)', or nothing."""
-    return f" ({todo_at(todo)})" if todo else ""
 
 
 def what_it_is(value) -> str:
@@ -38,16 +33,16 @@ def expect_linear(owner, name: str, *, in_: int, out: int, bias: bool, todo: int
 
     layer = getattr(owner, name, None)
     if not isinstance(layer, Linear):
-        raise CheckFailure(f"self.{name} is {what_it_is(layer)}, expected a max.nn.module_v3.Linear{where(todo)}")
+        raise CheckFailure(pointing_at(f"self.{name} is {what_it_is(layer)}, expected a max.nn.module_v3.Linear", todo))
     shape = [int(d) for d in layer.weight.shape]
     if shape != [out, in_]:
         says = hint or f"Linear({in_}, {out}) stores its weight as [out_dim, in_dim]"
-        raise CheckFailure(f"self.{name} has weight shape {shape}, expected [{out}, {in_}]: {says}{where(todo)}")
+        raise CheckFailure(pointing_at(f"self.{name} has weight shape {shape}, expected [{out}, {in_}]: {says}", todo))
     has_bias = isinstance(layer.bias, Tensor)  # Linear(..., bias=False) keeps the int 0 there
     if has_bias and not bias:
-        raise CheckFailure(f"self.{name} has a bias, HF's has none: pass bias=False{where(todo)}")
+        raise CheckFailure(pointing_at(f"self.{name} has a bias, HF's has none: pass bias=False", todo))
     if bias and not has_bias:
-        raise CheckFailure(f"self.{name} has no bias, HF's has one: keep Linear's default bias=True{where(todo)}")
+        raise CheckFailure(pointing_at(f"self.{name} has no bias, HF's has one: keep Linear's default bias=True", todo))
 
 
 def expect_embedding(owner, name: str, *, rows: tuple[str, int], dim: int, todo: int) -> None:
@@ -56,23 +51,22 @@ def expect_embedding(owner, name: str, *, rows: tuple[str, int], dim: int, todo:
 
     table = getattr(owner, name, None)
     if table is None:
-        raise CheckFailure(
-            f"self.{name} is not set, expected max.nn.module_v3.Embedding: name the table {name}, as HF does, "
-            f"so its weights load by name{where(todo)}"
-        )
+        says = f"self.{name} is not set, expected max.nn.module_v3.Embedding: name the table {name}, as HF does, "
+        raise CheckFailure(pointing_at(says + "so its weights load by name", todo))
     if not isinstance(table, Embedding):
-        raise CheckFailure(f"self.{name} is {what_it_is(table)}, expected max.nn.module_v3.Embedding{where(todo)}")
+        raise CheckFailure(
+            pointing_at(f"self.{name} is {what_it_is(table)}, expected max.nn.module_v3.Embedding", todo)
+        )
     shape = [int(d) for d in table.weight.shape]
     if shape != [rows[1], dim]:
-        raise CheckFailure(
-            f"self.{name} has shape {shape}, expected [{rows[0]}, n_embd] = [{rows[1]}, {dim}]{where(todo)}"
-        )
+        expected = f"expected [{rows[0]}, n_embd] = [{rows[1]}, {dim}]"
+        raise CheckFailure(pointing_at(f"self.{name} has shape {shape}, {expected}", todo))
 
 
 def expect_shape(got: np.ndarray, want: tuple[int, ...], what: str, *, todo: int | None = None, hint: str = "") -> None:
     if tuple(got.shape) != tuple(want):
         says = f". {hint}" if hint else ""
-        raise CheckFailure(f"{what}: shape {list(got.shape)}, expected {list(want)}{says}{where(todo)}")
+        raise CheckFailure(pointing_at(f"{what}: shape {list(got.shape)}, expected {list(want)}{says}", todo))
 
 
 def agrees(got: np.ndarray, want: np.ndarray) -> bool:
@@ -126,7 +120,7 @@ def expect_close(
         return
     says = known_mistake(got, mistakes) or hint
     raise CheckFailure(
-        f"{what} differs from HF: {difference(got, want, axes)}" + (f". {says}" if says else "") + where(todo)
+        pointing_at(f"{what} differs from HF: {difference(got, want, axes)}" + (f". {says}" if says else ""), todo)
     )
 
 
@@ -137,7 +131,7 @@ def expect_wired(spies: dict, hf: dict[str, np.ndarray], path, *, axes: tuple[st
     for name, given, mistakes, reads in path:
         spy = spies[name]  # a probes.Spy
         if not spy.calls:
-            raise CheckFailure(f"{spy.name} was never called: {reads}{where(todo)}")
+            raise CheckFailure(pointing_at(f"{spy.name} was never called: {reads}", todo))
         got_in, got_out = spy.seen()
         expect_close(got_in, given, f"the input of {spy.name}", axes=axes, todo=todo, hint=reads, mistakes=mistakes)
         expect_close(
@@ -150,7 +144,7 @@ def expect_equal(got: np.ndarray, want: np.ndarray, what: str, *, axes=(), todo=
     learner's own other run); otherwise '{what}: max |Δ| ... . {known mistake, else hint}'."""
     if not agrees(got, want):
         says = known_mistake(got, mistakes) or hint
-        raise CheckFailure(f"{what}: {difference(got, want, axes)}" + (f". {says}" if says else "") + where(todo))
+        raise CheckFailure(pointing_at(f"{what}: {difference(got, want, axes)}" + (f". {says}" if says else ""), todo))
 
 
 def returned(fn, *args, what: str, todo: int, **kwargs):
@@ -160,7 +154,7 @@ def returned(fn, *args, what: str, todo: int, **kwargs):
 
     out = call(lambda: fn(*args, **kwargs), what=what)
     if out is None:
-        raise CheckFailure(f"{what} returned None: a TODO still needs its code{where(todo)}")
+        raise CheckFailure(pointing_at(f"{what} returned None: a TODO still needs its code", todo))
     return out
 
 
@@ -173,14 +167,14 @@ def yielded(fn, *args, what: str, todo: int, **kwargs) -> list[int]:
     out = returned(fn, *args, what=what, todo=todo, **kwargs)
     if not inspect.isgenerator(out):
         says = "yield each token as it is picked, so text can stream"
-        raise CheckFailure(f"{what} returned a {type(out).__name__}: {says}{where(todo)}")
+        raise CheckFailure(pointing_at(f"{what} returned a {type(out).__name__}: {says}", todo))
     return [int(t) for t in call(list, out, what=what)]
 
 
 def expect_tokens(got: list[int], want: list[int], what: str, *, of="HF generate", todo=None, hint="") -> None:
     """Generated token ids equal those `of` a reference (HF generate, or a test model), in order; otherwise
     one line naming the first new token that differs, or the two counts."""
-    says = (f". {hint}" if hint else "") + where(todo)
+    says = pointing_at(f". {hint}" if hint else "", todo)
     if (at := next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)) is not None:
         raise CheckFailure(f"{what} differs from {of} at new token {at}: got {got[at]}, expected {want[at]}{says}")
     if len(got) != len(want):

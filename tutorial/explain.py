@@ -1,11 +1,17 @@
-"""One line for each way a learner's code can fail, instead of a traceback."""
+"""Every sentence a learner reads about a failure, instead of a traceback: one line for each way
+their code can fail, where (file:line, TODO), and what the run did about it (timed out, crashed,
+out of memory, not run). The harness decides what happened; this module says it.
+"""
 
 from __future__ import annotations
 
 import ast
 import difflib
 import re
+import signal
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -43,13 +49,39 @@ def shown(path: str | Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def todo_line(path: Path, todo: int) -> int | None:
-    """The line of `# TODO <todo>:` in the file, if it is still there."""
+def shown_line(file: str | Path, line: int) -> str:
+    """A line of a file as a learner reads it: "steps/step_05.py:27"."""
+    return f"{shown(file)}:{line}"
+
+
+UNDER_CHECK: Path | None = None  # the learner's file while its test file's checks run (`checking`)
+
+
+@contextmanager
+def checking(path: Path) -> Iterator[None]:
+    """Failure lines name `path` for the duration: one test file's step. The plugin's `step` fixture
+    wraps its test file's checks in it, so no check names the file of a test file that ran before it."""
+    global UNDER_CHECK
+    before, UNDER_CHECK = UNDER_CHECK, path
     try:
-        found = blocks(Path(path).read_text()).get(todo)
+        yield
+    finally:
+        UNDER_CHECK = before
+
+
+def todo_place(n: int) -> str:
+    """TODO n and its line in the file under check, "TODO 2, steps/step_04.py:31"; just "TODO 2" with no
+    file under check, or once the learner has deleted the marker."""
+    try:
+        found = blocks(UNDER_CHECK.read_text()).get(n) if UNDER_CHECK else None
     except OSError:
-        return None
-    return found[0] if found else None
+        found = None
+    return f"TODO {n}" + (f", {shown_line(UNDER_CHECK, found[0])}" if found else "")
+
+
+def pointing_at(message: str, n: int | None) -> str:
+    """The message, then " (TODO 2, steps/step_04.py:31)"; the message alone for no TODO."""
+    return message + (f" ({todo_place(n)})" if n else "")
 
 
 def where(error: BaseException, inside: Path) -> tuple[Path, int] | None:
@@ -70,7 +102,7 @@ def explain(error: BaseException, path: Path, inside: Path | None = None) -> str
     if place:
         file, line = place
         todo = block_at(file, line)
-        prefix = f"{shown(file)}:{line}" + (f" (TODO {todo})" if todo else "") + ": "
+        prefix = shown_line(file, line) + (f" (TODO {todo})" if todo else "") + ": "
     if isinstance(error, NameError) and (todo := todo_naming(place[0] if place else path, error.name)):
         return prefix + f"name '{error.name}' is not defined: TODO {todo[0]} (line {todo[1]}) brings it in"
     return prefix + describe(error)
@@ -180,3 +212,94 @@ def missing_name(path: Path, n: int, name: str) -> str:
     return f"{shown(path)} does not define {name} ({found}), and the checks and later steps import it by that name" + (
         f": {place}" if place else ""
     )
+
+
+def compiler_says(error: CheckFailure, what: str) -> str:
+    """The message, with MAX's own reason when a graph did not compile (it is the root cause)."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = str(root).strip().splitlines()[0] if str(root).strip() else ""
+    if root is error or not text or graph_failed(text):
+        return str(error)
+    return f"{what}: MAX could not compile it: {type(root).__name__}: {text}"
+
+
+# -- time-outs: `at` is where the code under check was, "steps/step_05.py:27", and `code` that line's text
+def stopped_at(at: str, code: str) -> str:
+    """ ", stopped at steps/step_05.py:27 (`while True:`)"."""
+    return f", stopped at {at}" + (f" (`{code}`)" if code else "")
+
+
+def ran_too_long(seconds: float, stopped: str) -> str:
+    """The watchdog's limit (tutorial/watchdog.py): the code under check itself ran `seconds`, compiles not
+    counted; `stopped` from stopped_at."""
+    return (
+        f"timed out: your code ran for {seconds:g} s without returning{stopped}. "
+        "An endless loop? (MAX's compile time is not counted: this was your code running)"
+    )
+
+
+def timed_out(seconds: float, stopped: str) -> str:
+    """pytest-timeout's wall-clock limit on a check (pytest.ini), which may stop it mid-compile."""
+    return (
+        f"timed out after {seconds:g} s{stopped}. That is not a wrong answer: look for an endless loop or very "
+        "slow code; a first run on a cold MAX cache can also take minutes, so run it again"
+    )
+
+
+def import_timed_out(seconds: float, at: str) -> str:
+    """The import limit (tutorial/impl.py): the learner's file was still importing."""
+    return f"your file did not finish importing in {seconds:g} s (an endless loop at top level?)" + (
+        f"; it was at {at} when stopped" if at else ""
+    )
+
+
+def run_stops(check: str, left: int) -> str:
+    """A step's run stops at its first time-out, before the checks `left`."""
+    return f"'{check}' timed out: the run stops here" + (f", {left} later checks not run" if left else "")
+
+
+# -- a step's run that ended without every check's result (tutorial/runner.py) -------------------------
+SIGNALS = {
+    "SIGABRT": "abort(): os.abort(), or a C++ error such as running out of memory",
+    "SIGSEGV": "a segmentation fault",
+    "SIGKILL": "killed from outside, often for using too much memory",
+}
+
+
+def run_ended(returncode: int, limit: float | None = None) -> str:
+    """Why the run has no more results: the grader stopped it at its time `limit`, a signal killed it
+    (returncode -N), or it exited."""
+    if limit is not None:
+        return f"no result within the time limit ({limit:g} s)"
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"the process died of {name}" + (f" ({SIGNALS[name]})" if name in SIGNALS else "")
+    return f"the process exited with code {returncode} in the middle of the checks"
+
+
+def during(why: str, check: str | None, stopped: str = "") -> str:
+    """ "... during 'lookup matches hf', stopped at ...": the check that was running, where it was if known."""
+    return why + (f" during '{check}'" if check else "") + stopped
+
+
+def not_run(why: str) -> str:
+    return f"not run: {why}"
+
+
+def not_run_after(check: str) -> str:
+    """A check after the one whose time-out stopped the run."""
+    return not_run(f"the run stopped when '{check}' timed out")
+
+
+def not_started(last: str) -> str:
+    """pytest stopped before it listed the checks; `last` is the last line it printed."""
+    return f"pytest did not get to the checks: {last or 'no output'}"
+
+
+NO_CHECKS = "pytest collected no checks"
+
+
+def out_of_memory(message: str, gib: float) -> str:
+    return f"{message} (memory limit {gib:g} GiB)"

@@ -214,9 +214,9 @@ def build(source: Source, config: dict, path: Path, device, cache: bool | None =
     KV-cache loop, False for step 12's full forward per token, None for step 13 once it is done.
     `quantize`: "q4_0" swaps the model's Linears for step 14's quantized ones before compiling.
     """
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     try:
         step12 = source.load(12, chain=True)  # every solutions.solution_NN import now reads `source`
     except StepError as error:
@@ -319,9 +319,9 @@ def perplexity(source: Source, config: dict, path: Path, tokenizer) -> None:
     from max.experimental.tensor import Tensor
     from max.graph import DeviceRef, TensorType
 
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     source.load(12, chain=True)  # every solutions.solution_NN import now reads `source`
     step01 = importlib.import_module("solutions.solution_01")
     step11 = importlib.import_module("solutions.solution_11")

@@ -26,7 +26,7 @@ from types import ModuleType
 
 from tutorial.course import solution_path, stub_path
 from tutorial.todos import blocks
-from tutorial.explain import MissingName, StepError, explain, missing_name, shown
+from tutorial.explain import MissingName, StepError, explain, import_timed_out, missing_name, shown, shown_line
 from tutorial.watchdog import Hung
 
 
@@ -67,10 +67,7 @@ class Source:
         except _Alarm as error:
             del sys.modules[name]
             lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
-            at = f"; it was at {self.shown(n)}:{lines[-1]} when stopped" if lines else ""
-            raise ImportTimedOut(
-                f"your file did not finish importing in {seconds:g} s (an endless loop at top level?){at}"
-            ) from error
+            raise ImportTimedOut(import_timed_out(seconds, shown_line(path, lines[-1]) if lines else "")) from error
         except Hung:  # the watchdog: a top-level endless loop, named by the check harness
             del sys.modules[name]
             raise

@@ -81,10 +81,9 @@ def seed_eager_graph(seed: int) -> None:
 
 def fresh_eager_graph() -> None:
     """Reset MAX's global eager graph (`max.experimental.tensor.GRAPH`, undocumented, through its class's
-    `__init__`) to what a new process has: no sources, no unrealized tensors. For tests/support/mutants.py's
-    workers, which run many jobs in one process. Otherwise it keeps every eager tensor ever made alive
-    as a source (each job's weights), and the tensors a job left unrealized would join the next job's
-    graph."""
+    `__init__`) to what a new process has: no sources, no unrealized tensors. For a test that fills it on
+    purpose (tests/test_maxprivate.py): otherwise what it left would join the eager graphs of the tests
+    after it in the same process, as extra inputs."""
     from max.experimental import tensor
 
     tensor.ComputeGraph.__init__(tensor.GRAPH, context=tensor.GRAPH.context)

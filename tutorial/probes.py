@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tutorial.checks import CheckFailure, numpy
-from tutorial.maxprivate import graph_failed
+from tutorial.explain import compiler_says, pointing_at
 
 
 class Spy:
@@ -70,21 +70,10 @@ def together(pieces: dict[str, tuple[str, Callable[[], object]]]) -> dict[str, n
     return results
 
 
-def compiler_says(error: CheckFailure, what: str) -> str:
-    """The message, with MAX's own reason when a graph did not compile (it is the root cause)."""
-    root = error
-    while root.__cause__ is not None:
-        root = root.__cause__
-    text = str(root).strip().splitlines()[0] if str(root).strip() else ""
-    if root is error or not text or graph_failed(text):
-        return str(error)
-    return f"{what}: MAX could not compile it: {type(root).__name__}: {text}"
-
-
-def result(results: dict, name: str, todo: str = "") -> np.ndarray:
-    """A piece's numbers, or its failure raised (pointing at `todo` if it does not name one)."""
+def result(results: dict, name: str, todo: int | None = None) -> np.ndarray:
+    """A piece's numbers, or its failure raised (pointing at TODO `todo` if it does not name a TODO)."""
     value = results[name]
     if isinstance(value, CheckFailure):
         message = str(value)
-        raise CheckFailure(message + (f" ({todo})" if todo and not re.search(r"TODO \d", message) else ""))
+        raise CheckFailure(message if re.search(r"TODO \d", message) else pointing_at(message, todo))
     return value

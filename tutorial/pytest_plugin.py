@@ -23,15 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from tutorial import fastmax, limits
+from tutorial import limits, maxprivate
 
 limits.apply_from_environment()  # a grader's limits, before MAX or torch takes any memory
-fastmax.prepare()  # before anything imports MAX: saves ~6 s per run
+maxprivate.import_max_lean()  # before anything imports MAX: saves ~6 s per run
 
-from tutorial import checks, maxprivate, options  # noqa: E402
+from tutorial import checks, explain, options  # noqa: E402
 from tutorial.checks import CheckFailure  # noqa: E402
 from tutorial.course import TITLES, next_step  # noqa: E402
-from tutorial.explain import StepError, explain, shown  # noqa: E402
+from tutorial.explain import StepError  # noqa: E402
 from tutorial.impl import ImportTimedOut, Source  # noqa: E402
 from tutorial.reference import SMALL, Reference, reference  # noqa: E402
 from tutorial.state import SETTINGS  # noqa: E402
@@ -73,7 +73,10 @@ def pytest_configure(config):
     folders = {Source("solutions").path(1).parent}
     with contextlib.suppress(StepError):  # a --use that is no directory: the header says so
         folders.add(Source(config.getoption("--use")).path(1).parent)
-    WATCHDOG.append(Watchdog(config.getoption("--hang-timeout"), sorted(folders)).start())
+    # its notes of where the checked code runs go to the result record, in a grader's run (-p tutorial.record)
+    record = config.pluginmanager.get_plugin("tutorial.record")
+    note = record.at if record else None
+    WATCHDOG.append(Watchdog(config.getoption("--hang-timeout"), sorted(folders), note=note).start())
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -129,9 +132,7 @@ def source(request) -> Source:
 def step(request, source):
     """The module under check: this test file's step, from --use (imported once per file)."""
     n = step_number(request.path)
-    for watchdog in WATCHDOG:
-        watchdog.learner = source.path(n)
-    with checks.checking(source.path(n)):  # this file's checks name this file; later files' do not
+    with explain.checking(source.path(n)):  # this file's checks name this file; later files' do not
         try:
             module = source.load(n, seconds=request.config.getoption("--import-timeout"))
         except ImportTimedOut:
@@ -167,45 +168,35 @@ def pytest_runtest_makereport(item, call):
         timeout = next((e for e in maxprivate.chain(error) if isinstance(e, pytest.fail.Exception)), None)
         hung = next((e for e in maxprivate.chain(error) if isinstance(e, Hung)), None)
         if hung:  # the watchdog: the learner's code ran past --hang-timeout, compiles not counted
-            report.one_line = (
-                f"{hung}. An endless loop? (MAX's compile time is not counted: this was your code running)"
-            )
-            report.timed_out = True
+            report.one_line, report.timed_out = str(hung), True
         elif timeout and (limit := re.match(r"Timeout \(>([\d.]+)s\) from pytest-timeout", str(timeout))):
             # also mid-compile, inside MAX; the signal method raised inside the code that was running
-            report.one_line = (
-                f"timed out after {float(limit[1]):g} s{stopped_at(timeout)}. That is not a wrong answer: look for an "
-                "endless loop or very slow code; a first run on a cold MAX cache can also take minutes, so run it again"
-            )
-            report.timed_out = True
+            report.one_line, report.timed_out = explain.timed_out(float(limit[1]), where_stopped(timeout)), True
         elif isinstance(error, ImportTimedOut):
             report.one_line, report.timed_out = str(error), True
         elif isinstance(error, (CheckFailure, StepError)):
             report.one_line = str(error)
-        elif "step" in item.fixturenames and checks.SESSION.learner is not None:  # a learner's check
-            report.one_line = explain(error, checks.SESSION.learner)
+        elif "step" in item.fixturenames and explain.UNDER_CHECK is not None:  # a learner's check
+            report.one_line = explain.explain(error, explain.UNDER_CHECK)
         else:
             report.one_line = f"{type(error).__name__}: {error}"
         # A step's run (`pixi run sNN`, the grader) stops at its first time-out: pytest stops before the next
         # check. A session of many files (the course's suite) goes on to the other steps.
         if getattr(report, "timed_out", False) and len({i.path for i in item.session.items}) == 1:
             left = len(item.session.items) - item.session.items.index(item) - 1
-            item.session.shouldfail = f"'{check_name(report)}' timed out: the run stops here" + (
-                f", {left} later checks not run" if left else ""
-            )
+            item.session.shouldfail = explain.run_stops(check_name(report), left)
     return report
 
 
-def stopped_at(error: BaseException) -> str:
-    """ ", at steps/step_05.py:42 (`while True:`)": the innermost frame in the learner's file."""
-    if checks.SESSION.learner is None:
+def where_stopped(error: BaseException) -> str:
+    """explain.stopped_at for the innermost frame of the learner's file in the error's traceback."""
+    if explain.UNDER_CHECK is None:
         return ""
-    mine = Path(checks.SESSION.learner).resolve()
+    mine = explain.UNDER_CHECK.resolve()
     frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == mine]
     if not frames:
         return ""  # stopped outside the learner's code (a MAX compile, the reference)
-    code = f" (`{frames[-1].line}`)" if frames[-1].line else ""
-    return f", stopped at {shown(mine)}:{frames[-1].lineno}{code}"
+    return explain.stopped_at(explain.shown_line(mine, frames[-1].lineno), frames[-1].line or "")
 
 
 def check_name(report) -> str:

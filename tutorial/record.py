@@ -2,11 +2,21 @@
 
 Lines are flushed as they happen, so the process running pytest can show
 which check is running, and still knows what finished if pytest dies
-mid-check (a segfault, a hang it kills, the memory limit).
+mid-check (a segfault, a hang it kills, the memory limit). The events:
+
+    {"event": "session", "reference": ..., "device": ..., "tolerance": ..., "max": "25.7.0"}
+    {"event": "collected", "checks": ["test_..."], "files": ["test_step_05.py"]}
+    {"event": "start", "check": "test_lookup_matches_hf"}
+    {"event": "at", "at": "steps/step_05.py:27", "code": "while True:"}   (null "at": not in that code)
+    {"event": "result", "check": ..., "status": ..., "message": ..., "seconds": ..., "timed_out": true?}
+
+"at" is the hang watchdog's note of where the code under check runs (`at`), so that a run killed
+from outside still says where its check was.
 """
 
 import json
 import os
+import threading
 from pathlib import Path
 from importlib.metadata import version
 
@@ -16,12 +26,20 @@ from tutorial.reference import reference
 
 FILE = None
 RESULTS: dict[str, dict] = {}
+LOCK = threading.Lock()  # the watchdog's thread writes notes too: one whole line at a time
 
 
 def emit(**event) -> None:
     if FILE:
-        FILE.write(json.dumps(event) + "\n")
-        FILE.flush()
+        with LOCK:
+            FILE.write(json.dumps(event) + "\n")
+            FILE.flush()
+
+
+def at(place: str | None, code: str) -> None:
+    """The watchdog's note: the code under check is at `place` ("steps/step_05.py:27"), running `code`;
+    None: it is not running now."""
+    emit(event="at", at=place, code=code)
 
 
 def check_id(nodeid: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,16 +22,9 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutorial import explain, limits
 from tutorial.course import ROOT, test_path
-from tutorial import limits
-from tutorial.impl import Source
 from tutorial.state import SETTINGS, STATE, Status
-
-SIGNALS = {
-    "SIGABRT": "abort(): os.abort(), or a C++ error such as running out of memory",
-    "SIGSEGV": "a segmentation fault",
-    "SIGKILL": "killed from outside, often for using too much memory",
-}
 
 
 @dataclass
@@ -157,8 +149,7 @@ def run_step(
                     _RUNNING.pop(process.pid, None)
         if STOPPING.is_set():  # killed by stop_all (from another thread): not the learner's crash
             raise Stopped
-        printed = output.read_text(errors="replace")
-        run = _judge(
+        return _judge(
             n,
             events(record),
             process.returncode,
@@ -166,18 +157,13 @@ def run_step(
             seconds,
             memory_gib,
             round(time.monotonic() - start, 2),
-            "\n".join(printed.splitlines()[-20:]),
+            "\n".join(output.read_text(errors="replace").splitlines()[-20:]),
         )
-        if run.status in (Status.CRASHED, Status.TIMED_OUT):  # faulthandler printed the stack: name the learner's line
-            source = Source(use)
-            line = re.search(rf'File "{re.escape(str(source.path(n)))}", line (\d+)', printed)
-            if line and source.shown(n) not in run.message:  # the check harness may have named it already
-                run.message += f", at {source.shown(n)}:{line[1]}"
-        return run
 
 
 def _stop(process: subprocess.Popen, first=signal.SIGABRT) -> None:
-    """SIGABRT first, so pytest's faulthandler prints where it hung; SIGKILL if that is not enough."""
+    """SIGABRT first, so pytest's faulthandler prints the stacks into the output a grade keeps (its last
+    lines, for a maintainer); SIGKILL if that is not enough."""
     for sig in (first, signal.SIGKILL):
         with suppress(ProcessLookupError):
             os.killpg(process.pid, sig)  # its own session: pytest and anything it started
@@ -202,25 +188,31 @@ def _running(events: list[dict]) -> str | None:
     return started[-1] if started and started[-1] not in finished else None
 
 
+def _stopped_at(events: list[dict]) -> str:
+    """Where the last check to start was last seen running the code under check: the watchdog's last "at"
+    note after its "start" (tutorial/record.py), if it was in that code then; else nothing."""
+    last_start = max((i for i, e in enumerate(events) if e["event"] == "start"), default=len(events))
+    note = next((e for e in reversed(events[last_start:]) if e["event"] == "at"), None)
+    return explain.stopped_at(note["at"], note["code"]) if note and note["at"] else ""
+
+
 def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail) -> StepRun:
     session = next((e for e in events if e["event"] == "session"), {})
     collected = next((e["checks"] for e in events if e["event"] == "collected"), None)
     results = {e["check"]: e for e in events if e["event"] == "result"}
     running = _running(events)
-    if timed_out:
-        why, status = f"no result within the time limit ({seconds:g} s)", Status.TIMED_OUT
-    elif returncode < 0:
-        name = signal.Signals(-returncode).name
-        why, status = f"the process died of {name}" + (f" ({SIGNALS[name]})" if name in SIGNALS else ""), Status.CRASHED
-    else:
-        why, status = f"the process exited with code {returncode} in the middle of the checks", Status.CRASHED
+    why = explain.run_ended(returncode, seconds if timed_out else None)
+    status = Status.TIMED_OUT if timed_out else Status.CRASHED
+    # Killed at the time limit, the run names the line its watchdog last saw the check's code on. A crash
+    # names only the check: a note can be a second old, and a crash's line is in no record.
+    stopped = _stopped_at(events) if timed_out else ""
     if collected is None:
-        last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
-        message = why if timed_out or returncode < 0 else f"pytest did not get to the checks: {last}"
+        last = tail.strip().splitlines()[-1] if tail.strip() else ""
+        message = why if timed_out or returncode < 0 else explain.not_started(last)
         return StepRun(n, Status.TIMED_OUT if timed_out else Status.ERROR, message, [], elapsed, session, tail)
 
     if not collected:
-        return StepRun(n, Status.ERROR, "pytest collected no checks", [], elapsed, session, tail)
+        return StepRun(n, Status.ERROR, explain.NO_CHECKS, [], elapsed, session, tail)
     hung = next((c for c in collected if results.get(c, {}).get("timed_out")), None)
     if hung and not timed_out and returncode >= 0:  # the check harness stopped the run at its first time-out
         name, message = Check(hung, "").name, results[hung]["message"]
@@ -229,30 +221,28 @@ def _judge(n, events, returncode, timed_out, seconds, memory_gib, elapsed, tail)
                 c, Status.TIMED_OUT if c == hung else results[c]["status"], results[c]["message"], results[c]["seconds"]
             )
             if c in results
-            else Check(c, Status.NOT_RUN, f"not run: the run stopped when '{name}' timed out")
+            else Check(c, Status.NOT_RUN, explain.not_run_after(name))
             for c in collected
         ]
         return StepRun(n, Status.TIMED_OUT, f"{name}: {message}", checks, elapsed, session, tail)
-    checks = []
+    checks, name = [], Check(running, "").name if running else None
     for check in collected:
         if check in results:
             r = results[check]
             checks.append(Check(check, r["status"], r["message"], r["seconds"]))
         elif check == running:
-            checks.append(Check(check, status, why))
+            checks.append(Check(check, status, why + stopped))
         else:
-            stopped = f" during '{Check(running, '').name}'" if running else ""
-            checks.append(Check(check, Status.NOT_RUN, f"not run: {why}{stopped}"))
+            checks.append(Check(check, Status.NOT_RUN, explain.not_run(explain.during(why, name))))
     first = next((c for c in checks if c.status not in (Status.PASSED, Status.SKIPPED)), None)
     if len(results) < len(collected) or timed_out:
-        where = f" during '{Check(running, '').name}'" if running else ""
-        return StepRun(n, status, why + where, checks, elapsed, session, tail)
+        return StepRun(n, status, explain.during(why, name, stopped), checks, elapsed, session, tail)
     if first is None:
         return StepRun(n, Status.PASSED, "", checks, elapsed, session, tail)
     message = f"{first.name}: {first.message}"
     if any("MemoryError" in c.message for c in checks):
         return StepRun(
-            n, Status.OUT_OF_MEMORY, f"{message} (memory limit {memory_gib:g} GiB)", checks, elapsed, session, tail
+            n, Status.OUT_OF_MEMORY, explain.out_of_memory(message, memory_gib), checks, elapsed, session, tail
         )
     return StepRun(n, Status.FAILED, message, checks, elapsed, session, tail)
 

@@ -19,6 +19,10 @@ the learner's code was on. It does so with `PyThreadState_SetAsyncExc` (Python's
 this), not with a signal: MAX's compiler installs signal handlers of its own when it first compiles,
 and a Python handler for SIGUSR1 set before that never ran afterwards (MAX 25.7, cold cache).
 The count starts over at every check (`reset`).
+
+As it looks, it also notes the line the code under check is on (`note`: the result record's "at"
+events, tutorial/record.py) whenever that changes, at most once a `NOTE`: a run that the grader
+kills at its own time limit, past any Hung, still names the line its check was on.
 """
 
 from __future__ import annotations
@@ -28,13 +32,16 @@ import linecache
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
+from tutorial import explain
 from tutorial.maxprivate import compiler_code
 
 SAMPLE = 0.2  # seconds between looks at the stack
 LONGEST = 1.0  # seconds one look may count for at most
+NOTE = 1.0  # seconds between two notes of where the code under check runs, at least
+NOWHERE = (None, "")  # a note's (place, code) when the code under check is not running
 
 
 class Hung(BaseException):
@@ -55,6 +62,20 @@ def raise_in(thread: int, error: type[BaseException]) -> None:
     set_async(thread, error)
 
 
+def stack(thread: int) -> list[tuple[str, int]]:
+    """(file name, line) of each frame on the thread's stack, innermost first: plain values.
+
+    No frame object outlives this call. One held while the watchdog does I/O (which lets the main
+    thread run) keeps alive the locals of a function that returns meanwhile; their MAX tensors then
+    join the next eager graph as outputs, and MAX compiles a graph it has never seen. Measured: a
+    broken step 10's check compiled anew, 22 s instead of 2 s, whenever another check ran beside it."""
+    frame, found = sys._current_frames().get(thread), []
+    while frame is not None:
+        found.append((frame.f_code.co_filename, frame.f_lineno))
+        frame = frame.f_back
+    return found
+
+
 def compiling(compiler) -> bool:
     """Whether any thread is inside MAX's compiler now."""
     if compiler is None:
@@ -68,11 +89,12 @@ def compiling(compiler) -> bool:
 
 
 class Watchdog:
-    def __init__(self, limit: float, folders: list[Path], learner: Path | None = None):
+    def __init__(self, limit: float, folders: list[Path], note: Callable[[str | None, str], None] | None = None):
         self.limit = limit
         # the code under check, as spelled and resolved (a frame's file name is the path it was imported by)
         self.folders = tuple({str(p) + "/" for f in folders for p in (Path(f).absolute(), Path(f).resolve())})
-        self.learner = learner  # the learner's file: named first when on the stack
+        self.note = note
+        self.noted, self.noted_at = NOWHERE, -NOTE
         self.spent = 0.0
         self.main = threading.main_thread().ident
         self.stopped = threading.Event()
@@ -87,18 +109,18 @@ class Watchdog:
         self.thread.join()
 
     def reset(self) -> None:
+        """A check starts: its time counts from 0, and its first sight of the code under check is noted."""
         self.spent = 0.0
+        self.noted, self.noted_at = NOWHERE, -NOTE
 
-    def own(self, frame: FrameType | None) -> FrameType | None:
-        """The innermost frame of the code under check, if it is running itself: None when none is on
-        the stack, or when an import runs above it."""
-        while frame is not None:
-            name = frame.f_code.co_filename
+    def own(self, stack: list[tuple[str, int]]) -> int | None:
+        """Where in `stack` the innermost frame of the code under check is, if it is running itself: None
+        when none is on the stack, or when an import runs above it."""
+        for at, (name, _) in enumerate(stack):
             if name.startswith(self.folders):
-                return frame
+                return at
             if name.startswith("<frozen importlib"):
                 return None
-            frame = frame.f_back
         return None
 
     def watch(self) -> None:
@@ -106,25 +128,24 @@ class Watchdog:
         while not self.stopped.wait(SAMPLE):
             now = time.monotonic()
             interval, last = min(now - last, LONGEST), now
-            own = self.own(sys._current_frames().get(self.main))
+            main = stack(self.main)
+            own = self.own(main)
+            if self.note and now - self.noted_at >= NOTE:
+                place = NOWHERE if own is None else self.place(main[own:])
+                if place != self.noted:
+                    self.note(*place)
+                    self.noted, self.noted_at = place, now
             if own is None or compiling(compiler_code()):
                 continue
             self.spent += interval
             if self.spent >= self.limit:
-                message = f"timed out: your code ran for {self.limit:g} s without returning{self.where(own)}"
+                message = explain.ran_too_long(self.limit, explain.stopped_at(*self.place(main[own:])))
                 raise_in(self.main, type("Hung", (Hung,), {"message": message}))
                 self.spent -= 1.0  # again after another second, if their code swallowed it
 
-    def where(self, own: FrameType) -> str:
-        """ ", stopped at steps/step_05.py:27 (`while True:`)": the learner's innermost line."""
-        from tutorial.explain import shown
-
-        frame, mine = own, own
-        while self.learner and frame is not None:
-            if Path(frame.f_code.co_filename).resolve() == Path(self.learner).resolve():
-                mine = frame
-                break
-            frame = frame.f_back
-        line = linecache.getline(mine.f_code.co_filename, mine.f_lineno).strip()
-        code = f" (`{line}`)" if line else ""
-        return f", stopped at {shown(Path(mine.f_code.co_filename))}:{mine.f_lineno}{code}"
+    def place(self, stack: list[tuple[str, int]]) -> tuple[str, str]:
+        """("steps/step_05.py:27", "while True:"): the innermost line of the learner's file in `stack`
+        (explain.UNDER_CHECK), else its first (the code under check's)."""
+        learner = explain.UNDER_CHECK
+        name, line = next(((n, i) for n, i in stack if learner and Path(n).resolve() == learner.resolve()), stack[0])
+        return explain.shown_line(name, line), linecache.getline(name, line).strip()

@@ -240,9 +240,9 @@ def architecture() -> Path:
 
 # -- figure 2: the causal mask -----------------------------------------------------
 def mask_values(sequence_length: int, num_tokens: int):
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from max.driver import CPU
     from max.dtype import DType
 
@@ -613,9 +613,9 @@ def sampling_figure(logits, text: str, which: str, tokenizer, top: int = 20) -> 
 
     import numpy as np
 
-    from tutorial import fastmax
+    from tutorial.maxprivate import import_max_lean
 
-    fastmax.prepare()
+    import_max_lean()
     from solutions.solution_12 import probabilities
 
     order = np.argsort(logits)[::-1][:top]  # the same tokens, by logit, in every row

@@ -1,4 +1,4 @@
-"""`python -m tests.paste [COMMAND ...] < snippet`: the snippet pasted into `python`'s REPL, line by line.
+"""`python -m tests.support.paste [COMMAND ...] < snippet`: the snippet pasted into `python`'s REPL, line by line.
 
 With a COMMAND (the words of the command a chapter tells the learner to start Python with, e.g.
 pixi.toml's `python` task), the paste runs in the interpreter that command starts, with the command's
@@ -13,9 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from tutorial import fastmax
+from tutorial.maxprivate import import_max_lean
 
-fastmax.prepare()  # MAX without torch's import time; the snippet imports what it needs
+import_max_lean()  # MAX without torch's import time; the snippet imports what it needs
 
 
 class Paste(code.InteractiveConsole):
@@ -31,12 +31,12 @@ class Paste(code.InteractiveConsole):
 
 
 def run_through(command: list[str]) -> None:
-    """Replace this process with `COMMAND -m tests.paste`, reading the same stdin."""
+    """Replace this process with `COMMAND -m tests.support.paste`, reading the same stdin."""
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     program = shutil.which(command[0], path=path)
     if program is None:
-        sys.exit(f"tests.paste: the command {' '.join(command)!r} names no program on PATH ({command[0]!r})")
-    os.execv(program, [program, *command[1:], "-m", "tests.paste"])
+        sys.exit(f"tests.support.paste: the command {' '.join(command)!r} names no program on PATH ({command[0]!r})")
+    os.execv(program, [program, *command[1:], "-m", "tests.support.paste"])
 
 
 if __name__ == "__main__":
