@@ -148,3 +148,15 @@ def test_missing_name_reaches_grade_progress_and_watch(tmp_path):
     assert run.status == "failed" and run.checks, f"{run.status}: {run.message}"
     assert says[0] in run.message and "checked_step" not in run.message, run.message
     assert all(c.status == "failed" and says[0] in c.message for c in run.checks), [c.message for c in run.checks]
+
+
+def test_one_process_loads_each_folders_step_as_its_own_module(tmp_path):
+    """Source.load is keyed by the file's path: a second folder's step 05 is not the first one's."""
+    from tutorial.impl import Source
+
+    for name, text in (("a", "X = 1\n"), ("b", "X = 2\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "step_05.py").write_text(text)
+    first, second = Source(str(tmp_path / "a")).load(5), Source(str(tmp_path / "b")).load(5)
+    assert (first.X, second.X) == (1, 2), "the second folder's step 05 was served the first one's module"
+    assert Source(str(tmp_path / "a")).load(5) is first  # loaded once per path

@@ -31,7 +31,7 @@ COURSE = [
     "tutorial/*.py",
     "tutorial/*.toml",
     "tests/__init__.py",
-    "tests/test_step_*.py",  # not conftest.py or tests/support/: the maintainers' job pool
+    "tests/test_step_*.py",  # not conftest.py or tests/support/: the maintainers' suite only
     "solutions/*.py",
     "steps/*.py",
 ]

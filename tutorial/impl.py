@@ -12,6 +12,7 @@ to the same source, so every layer is the learner's own.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.abc
 import importlib.util
 import re
@@ -55,7 +56,10 @@ class Source:
             raise StepError(f"{self.shown(n)} does not exist")
         if chain:
             self._redirect_solutions()
-        name = f"checked_step_{n:02d}" if not chain else f"solutions.solution_{n:02d}"
+        # keyed by path: two folders' step NN in one process are two modules (a chain's imports are
+        # `solutions.solution_NN`, which _redirect_solutions points at one folder per process)
+        key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+        name = f"checked_step_{n:02d}_{key}" if not chain else f"solutions.solution_{n:02d}"
         if name in sys.modules:
             return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, path)

@@ -1,1 +1,2 @@
-"""Code the maintainers' suite needs and learners and graders do not: the job pool and the tiny checkpoint."""
+"""Code the maintainers' suite needs and learners and graders do not: running whole commands
+(run.py, preload.py), pasting a chapter's Try it (paste.py), the tiny checkpoint (tiny.py)."""
