@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -52,9 +52,23 @@ def test_a_real_sigint_to_a_waiting_command():
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # it imports, checks step 01 once, then waits for a save
+    # it imports, checks step 01 once (minutes on a cold machine), then says it waits for a save
+    deadline = threading.Timer(300, watch.kill)
+    deadline.start()
+    seen = ""
+    for line in watch.stdout:
+        seen += line
+        if line.startswith("Watching "):
+            break
+    deadline.cancel()
+    assert watch.poll() is None, f"watch ended before it waited for a save: {watch.returncode}\n{seen[-1500:]}"
     watch.send_signal(signal.SIGINT)
-    out, err = watch.communicate(timeout=60)
+    try:
+        out, err = watch.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        watch.kill()
+        out, err = watch.communicate()
+        raise AssertionError(f"watch did not end within 60 s of SIGINT:\n{(seen + out)[-1500:]}{err[-1500:]}") from None
     assert watch.returncode == 130, (watch.returncode, out[-1500:], err[-1500:])
     assert "Traceback" not in err, err[-1500:]
     assert err.strip().splitlines()[-1] == "watch: stopped (Ctrl-C)", err[-1500:]
