@@ -44,14 +44,21 @@ def test_an_unknown_command_lists_the_commands(capsys):
 def test_a_real_sigint_to_a_waiting_command():
     """`watch` waits for a save; SIGINT, as the terminal sends on Ctrl-C, ends it with 130 and one line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUTORIAL_STATE": str(ROOT / "build" / "test-cli-state")}
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "tutorial", "watch", "--use", "solutions", "s01"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    env["PYTHONFAULTHANDLER"] = "1"  # a SIGABRT prints where it is, should it not end
+    # as a terminal starts it: with SIGINT's default action, whatever this process inherited (a program
+    # a script starts in the background has SIGINT ignored, and so has everything it starts)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "tutorial", "watch", "--use", "solutions", "s01"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     # it imports, checks step 01 once (minutes on a cold machine), then says it waits for a save
     deadline = threading.Timer(300, watch.kill)
     deadline.start()
@@ -66,7 +73,7 @@ def test_a_real_sigint_to_a_waiting_command():
     try:
         out, err = watch.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        watch.kill()
+        watch.send_signal(signal.SIGABRT)
         out, err = watch.communicate()
         raise AssertionError(f"watch did not end within 60 s of SIGINT:\n{(seen + out)[-1500:]}{err[-1500:]}") from None
     assert watch.returncode == 130, (watch.returncode, out[-1500:], err[-1500:])

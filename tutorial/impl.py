@@ -79,6 +79,7 @@ class Source:
             del sys.modules[name]
             raise StepError(explain(error, path)) from error
         module.__class__ = _Checked  # same module object (tests cache by id), with one-line missing names
+        module.__step__ = n  # the step it is, for those lines (its name need not say: it is keyed by path)
         return module
 
     def _redirect_solutions(self) -> None:
@@ -136,7 +137,7 @@ class _Checked(ModuleType):
     def __getattr__(self, name: str):
         if name.startswith("__"):  # Python's and tools' own probes (__path__, __wrapped__ ...)
             raise AttributeError(name)
-        raise MissingName(missing_name(Path(self.__file__), int(self.__name__[-2:]), name))
+        raise MissingName(missing_name(Path(self.__file__), self.__step__, name))
 
 
 class _Redirect(importlib.abc.MetaPathFinder):
