@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tutorial.course import ROOT
 from tutorial.limits import PARENT
+from tutorial.state import Status
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Run:
         return {
             r["check"]: r["message"]
             for r in self.records
-            if r.get("event") == "result" and r["status"] in ("failed", "error")
+            if r.get("event") == "result" and r["status"] == Status.FAILED  # setup errors are "failed" too
         }
 
 
