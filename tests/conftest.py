@@ -7,13 +7,14 @@ This file only counts, at the end, how many distinct MAX graphs the session comp
 
 import os
 
+from tutorial.bench import MAX_THREADS
 from tutorial.maxprivate import compiled_graphs
 
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     # One thread each, for MAX and torch, in every worker and every process it starts: the workers are
     # one per core already, and MAX's runtime threads spin for seconds after each run. Measured on 2
     # cores: a broken step 10's check took 23 s beside another worker, 2 s alone.
-    os.environ.setdefault("MODULAR_RUNTIME_NUM_THREADS", "1")
+    os.environ.setdefault(MAX_THREADS, "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # the modules whose tests take longest (whole commands, waits for hangs and cold compiles): first, so

@@ -146,6 +146,6 @@ class Watchdog:
     def place(self, stack: list[tuple[str, int]]) -> tuple[str, str]:
         """("steps/step_05.py:27", "while True:"): the innermost line of the learner's file in `stack`
         (explain.UNDER_CHECK), else its first (the code under check's)."""
-        learner = explain.UNDER_CHECK
-        name, line = next(((n, i) for n, i in stack if learner and Path(n).resolve() == learner.resolve()), stack[0])
+        learner = explain.UNDER_CHECK.resolve() if explain.UNDER_CHECK else None
+        name, line = next(((n, i) for n, i in stack if learner and Path(n).resolve() == learner), stack[0])
         return explain.shown_line(name, line), linecache.getline(name, line).strip()

@@ -15,7 +15,6 @@ A pytest run is given `-p tutorial.record`, and its checks' outcomes come back a
 from __future__ import annotations
 
 import functools
-import json
 import multiprocessing
 import os
 import runpy
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from tutorial.course import ROOT
 from tutorial.limits import PARENT
+from tutorial.runner import events
 from tutorial.state import Status
 
 
@@ -67,8 +67,7 @@ def command(module: str, args: list, *, timeout: float, stdin: str = "", env: di
             code, out, err = fresh(module, args, environ, stdin, timeout)
         else:
             code, out, err = forked(module, args, environ, Path(tmp), timeout)
-        lines = record.read_text().splitlines() if record.exists() else []
-    return Run([module, *args], code, out, err, [json.loads(line) for line in lines])
+        return Run([module, *args], code, out, err, events(record))
 
 
 def fresh(module: str, args: list[str], environ: dict, stdin: str, timeout: float) -> tuple[int, str, str]:
@@ -87,9 +86,7 @@ def fresh(module: str, args: list[str], environ: dict, stdin: str, timeout: floa
         return process.returncode, out, err
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        what = f"\n[no result after {timeout:g} s: killed]"
-        return -1, out + what, err + what
+        return killed(timeout, *process.communicate())
 
 
 @functools.cache
@@ -109,10 +106,13 @@ def forked(module: str, args: list[str], environ: dict, folder: Path, timeout: f
         os.killpg(child.pid, signal.SIGKILL)
     child.join()
     printed = [p.read_text(errors="replace") if p.exists() else "" for p in (out, err)]
-    if code is None:
-        what = f"\n[no result after {timeout:g} s: killed]"
-        return -1, printed[0] + what, printed[1] + what
-    return code, *printed
+    return killed(timeout, *printed) if code is None else (code, *printed)
+
+
+def killed(timeout: float, out: str, err: str) -> tuple[int, str, str]:
+    """A run stopped at its time limit: exit status -1, and its output so far saying so."""
+    what = f"\n[no result after {timeout:g} s: killed]"
+    return -1, out + what, err + what
 
 
 def run_as_main(module: str, args: list[str], environ: dict, out: Path, err: Path) -> None:
